@@ -100,6 +100,9 @@ def resolve_model_config(name: str, config: dict) -> dict:
     train = config.get("training", {})
     cfg.setdefault("train_scales", list(train.get("train_scales", [2, 4, 8, 16])))
     cfg.setdefault("scs_lambda", train.get("scs_lambda", 0.1))
+    cfg.setdefault("iterations", int(train.get("iterations", 1)))  # staged schedules (CLIT, LINF)
+    cfg.setdefault("lr_n", int(config.get("lr_n", 32)))
+    cfg.setdefault("E", int(config["physics"]["E"]))
     cfg["name"] = name
     cfg["method"] = method
     cfg["in_channels"] = 2 if cfg["coefficient"] else 1

@@ -1,0 +1,1 @@
+"""Evaluation: predictions on the HR node grids, per-sample metrics, complexity, FE cost baselines."""
