@@ -26,9 +26,12 @@ host=fesr-slurm
 # Slurm 22.05 will not run its daemons on a loopback-only address; a link-local address
 # on the namespace's own `lo` is still unreachable from anywhere else.
 addr=169.254.0.1
-cpus=4   # more than the machine has, so small jobs overlap (SlurmdParameters=config_overrides)
+# More than the machine has (SlurmdParameters=config_overrides), so that the profile's
+# per-rule requests (8 cores, 32 GB for training) fit; the tests cap concurrency with --jobs.
+cpus=16
+mem_mb=64000
 
-mkdir -p "$state"/{spool/ctld,spool/d,run,log,munge}
+mkdir -p "$state"/{etc,spool/ctld,spool/d,run,log,munge,tmp}
 ip link set lo up
 ip addr add "$addr/32" dev lo
 hostname "$host"
@@ -45,7 +48,7 @@ munged --force --key-file="$state/munge/munge.key" --socket="$munge_socket" \
     --pid-file="$state/munge/munged.pid" --log-file="$state/log/munged.log" \
     --seed-file="$state/munge/munged.seed"
 
-cat >"$state/slurm.conf" <<EOF
+cat >"$state/etc/slurm.conf" <<EOF
 ClusterName=fesr-test
 SlurmctldHost=$host($addr)
 SlurmUser=root
@@ -62,7 +65,8 @@ SlurmdPidFile=$state/run/slurmd.pid
 SlurmctldLogFile=$state/log/slurmctld.log
 SlurmdLogFile=$state/log/slurmd.log
 SlurmctldDebug=info
-SlurmdDebug=info
+MailProg=/bin/true
+SlurmdDebug=debug
 # No cgroups or accounting in a throw-away namespace.
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
@@ -71,6 +75,8 @@ AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 SwitchType=switch/none
 MpiDefault=pmix
+# Per-job scratch (PMIx client directories too) stays in STATE_DIR, not the shared /tmp.
+TmpFS=$state/tmp
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 SlurmdParameters=config_overrides
@@ -78,13 +84,27 @@ ReturnToService=2
 SchedulerType=sched/backfill
 # Finished jobs stay visible to squeue for 5 minutes: the status source without sacct.
 MinJobAge=300
+TaskProlog=$state/task_prolog.sh
 GresTypes=gpu
-NodeName=$host NodeAddr=$addr CPUs=$cpus RealMemory=16000 Gres=gpu:1 State=UNKNOWN
+NodeName=$host NodeAddr=$addr CPUs=$cpus RealMemory=$mem_mb Gres=gpu:1 State=UNKNOWN
 PartitionName=cpu Nodes=$host Default=YES MaxTime=INFINITE State=UP
 PartitionName=gpu Nodes=$host Default=NO MaxTime=INFINITE State=UP
 EOF
-printf 'AutoDetect=off\nNodeName=%s Name=gpu Count=1\n' "$host" >"$state/gres.conf"
-export SLURM_CONF="$state/slurm.conf"
+# Every task SLURM launches appends "job step rank ntasks" to tasks.log: how the tests see
+# that an MPI rule really ran its ranks under srun. SLURM_CONF is not in a task's
+# environment, so the log path is written into the script.
+cat >"$state/task_prolog.sh" <<EOF
+#!/bin/sh
+echo "\${SLURM_JOB_ID} \${SLURM_STEP_ID} \${SLURM_PROCID} \${SLURM_STEP_NUM_TASKS:-\${SLURM_NTASKS}}" \\
+    >>"$state/tasks.log"
+EOF
+chmod 755 "$state/task_prolog.sh"
+printf 'AutoDetect=off\nNodeName=%s Name=gpu File=/dev/null\n' "$host" >"$state/etc/gres.conf"
+printf 'PMIxCliTmpDirBase=%s\n' "$state/tmp" >"$state/etc/mpi.conf"
+# Job steps look for the config at the default path (they do not inherit SLURM_CONF), so
+# this mount namespace gets our config directory as its /etc/slurm.
+mount --bind "$state/etc" /etc/slurm
+export SLURM_CONF=/etc/slurm/slurm.conf
 
 shutdown_cluster() {
     scontrol shutdown >/dev/null 2>&1 || true

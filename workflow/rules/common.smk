@@ -4,6 +4,12 @@ MODELS = "results/models"
 PREDICTIONS = "results/predictions"
 LOGS = "results/logs"
 BENCH = "results/benchmarks"
+# Conda environments (`--use-conda`), one per kind of work. Snakemake resolves these paths
+# relative to the .smk file that uses them, i.e. from workflow/rules/.
+ENV_FEM = "../../envs/fem.yaml"
+ENV_TORCH = "../../envs/torch.yaml"
+ENV_REPORT = "../../envs/report.yaml"
+
 
 wildcard_constraints:
     split="train|val|test_random|test_deterministic",

@@ -29,20 +29,23 @@ def encode_coefficient(A, contrast) -> torch.Tensor:
     return torch.log(A / lo) / math.log(hi / lo)
 
 
-def make_inputs(lr: torch.Tensor, coef, use_coefficient: bool, contrast) -> dict:
+def make_inputs(
+    lr: torch.Tensor, coef, use_coefficient: bool, contrast, E: int | None = None
+) -> dict:
     """Model inputs ``{"lr", "image"}`` from the normalised LR field and the raw coefficient.
 
     lr: (B, 1, n+1, n+1) nodal LR field, already divided by the dataset constant.
-    coef: (B, 1, E, E) raw coefficient values (ignored, and may be None, without the coefficient).
+    coef: (B, 1, E, E) raw coefficient values; without the coefficient it may be None if ``E`` is
+    given (the pixel grid is still the coefficient's).
     image: (B, 2, E, E) = [bicubic d(X) on the E x E pixel centres, encoded A], or (B, 1, E, E)
     = [d(X)] when ``use_coefficient`` is False (the Fig. 10 ablation).
     """
     if lr.dim() != 4 or lr.shape[1] != 1 or lr.shape[-1] != lr.shape[-2]:
         raise ValueError(f"lr must have shape (B, 1, n+1, n+1), got {tuple(lr.shape)}")
     if coef is None:
-        if use_coefficient:
-            raise ValueError("make_inputs: use_coefficient=True needs the coefficient, got None")
-        raise ValueError("make_inputs needs coef (B, 1, E, E) to know the pixel grid size E")
+        if use_coefficient or E is None:
+            raise ValueError("make_inputs: coef is None; pass the coefficient (B, 1, E, E)")
+        return {"lr": lr, "image": nodal_to_cell_centres(lr, int(E), "bicubic")}
     coef = torch.as_tensor(coef)
     if coef.dim() != 4 or coef.shape[1] != 1 or coef.shape[0] != lr.shape[0]:
         raise ValueError(

@@ -1,0 +1,145 @@
+"""Checkpoints: one self-contained file per trained model, loadable with ``weights_only=True``.
+
+Keys: ``format`` / ``version`` (tag), ``model_name``, ``method``, ``model_cfg`` (the output of
+``resolve_model_config``: enough to rebuild the model), ``state_dict``, ``optimizer``,
+``scheduler``, ``iteration`` (completed steps), ``complete``, ``rng`` (torch, cuda, numpy,
+python), ``sampler``, ``u_scale``, ``contrast``, ``config_hash``, ``train_config``, ``history``
+(float64 tensor, one row per step: iteration, loss, val_loss, lr, seconds).
+Only tensors and plain Python containers are stored, so no pickled class is ever trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import random
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+FORMAT = "fesr-checkpoint"
+VERSION = 1
+REQUIRED_KEYS = ("model_name", "model_cfg", "state_dict", "iteration", "u_scale", "contrast")
+
+
+def config_hash(obj) -> str:
+    """Stable hash of a JSON-able object (sorted keys): the config a checkpoint was trained on."""
+    text = json.dumps(obj, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def rng_states() -> dict:
+    """Every RNG a training step may touch, in weights_only-loadable form."""
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    out = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "key": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "python": [py_state[0], list(py_state[1]), py_state[2]],
+    }
+    if torch.cuda.is_available():
+        out["cuda"] = torch.cuda.get_rng_state_all()
+    return out
+
+
+def set_rng_states(states: dict) -> None:
+    torch.set_rng_state(states["torch"])
+    np_state = states["numpy"]
+    np.random.set_state(
+        (
+            "MT19937",
+            np_state["key"].numpy().astype(np.uint32),
+            np_state["pos"],
+            np_state["has_gauss"],
+            np_state["cached_gaussian"],
+        )
+    )
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def save_checkpoint(path, **content) -> Path:
+    """Write ``content`` (plus the format tag) to ``path`` atomically: a temporary file in the same
+    directory, then ``os.replace``, so an interruption never leaves a half-written checkpoint."""
+    path = Path(path)
+    missing = [k for k in REQUIRED_KEYS if k not in content]
+    if missing:
+        raise ValueError(f"save_checkpoint({path}): missing keys {missing}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT, "version": VERSION, **content}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(payload, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path, map_location="cpu") -> dict:
+    """Load a checkpoint written by ``save_checkpoint``; a missing file raises FileNotFoundError,
+    a corrupt or foreign one a ValueError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except (
+        RuntimeError,
+        pickle.UnpicklingError,
+        EOFError,
+        zipfile.BadZipFile,
+        OSError,
+        ValueError,
+        AttributeError,
+        TypeError,
+        KeyError,
+        IndexError,
+    ) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(
+            f"{path}: not a readable fesr checkpoint (corrupt, truncated or written by something "
+            f"else): {first}"
+        ) from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise ValueError(
+            f"{path}: not an fesr checkpoint (no format tag '{FORMAT}'; a foreign torch file?)"
+        )
+    if ckpt.get("version") != VERSION:
+        raise ValueError(f"{path}: checkpoint version {ckpt.get('version')}; expected {VERSION}")
+    missing = [k for k in REQUIRED_KEYS if k not in ckpt]
+    if missing:
+        raise ValueError(f"{path}: checkpoint lacks keys {missing}")
+    return ckpt
+
+
+def load_model(path, device="cpu"):
+    """(model, ckpt): the trained model rebuilt from the checkpoint's model_cfg, in eval mode."""
+    from fesr.models.registry import build_from_resolved
+
+    ckpt = load_checkpoint(path, map_location=device)
+    model = build_from_resolved(ckpt["model_cfg"])
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as err:
+        raise ValueError(
+            f"{path}: weights do not fit model '{ckpt['model_name']}' as built from its config: "
+            f"{str(err).splitlines()[0]}"
+        ) from None
+    return model.to(device).eval(), ckpt

@@ -1,0 +1,182 @@
+"""Lazy access to the NetCDF datasets of SPEC 1 and the dataset normalisation constant.
+
+``results/data/{split}/coefficient.nc`` holds ``A(sample, cy, cx)``; ``u_x{alpha}.nc`` holds
+``u(sample, y, x)``. ``SplitReader`` reads one sample at a time through netCDF4 (never a whole
+variable), so memory stays bounded however large the split is; an optional LRU cache of decoded
+samples, bounded in bytes, saves re-decompressing the HR fields every epoch.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+
+COEFFICIENT_FILE = "coefficient.nc"
+COEFFICIENT_VAR = "A"
+FIELD_VAR = "u"
+
+
+def field_path(data_dir, split: str, alpha: int) -> Path:
+    return Path(data_dir) / split / f"u_x{int(alpha)}.nc"
+
+
+def coefficient_path(data_dir, split: str) -> Path:
+    return Path(data_dir) / split / COEFFICIENT_FILE
+
+
+def integer_scale(alpha) -> int:
+    """Datasets exist at integer factors only; 4.0 -> 4, 3.7 -> ValueError."""
+    a = float(alpha)
+    if a != round(a) or a < 1:
+        raise ValueError(f"dataset scales are integers >= 1, got {alpha}")
+    return int(round(a))
+
+
+def _open(path: Path) -> netCDF4.Dataset:
+    if not path.exists():
+        raise FileNotFoundError(
+            f"dataset file {path} does not exist (build it with the data rules)"
+        )
+    try:
+        ds = netCDF4.Dataset(str(path), "r")
+    except OSError as err:
+        raise ValueError(f"{path}: not a readable NetCDF file ({err})") from None
+    ds.set_auto_mask(False)
+    return ds
+
+
+def u_scale(data_dir, train_scales, split: str = "train") -> float:
+    """The dataset constant: max of the ``u_max`` attribute of the train split's u_x{alpha}.nc
+    over the training scales (computed streaming, one sample at a time, where it is missing)."""
+    best = -np.inf
+    for alpha in train_scales:
+        path = field_path(data_dir, split, integer_scale(alpha))
+        with _open(path) as ds:
+            if "u_max" in ds.ncattrs():
+                value = float(ds.getncattr("u_max"))
+            else:
+                var = _variable(ds, FIELD_VAR, path)
+                value = max(float(np.max(var[k])) for k in range(var.shape[0]))
+        best = max(best, value)
+    if not np.isfinite(best) or best <= 0:
+        raise ValueError(f"u_scale: the train fields in {data_dir} have max {best}; expected > 0")
+    return float(best)
+
+
+def _variable(ds: netCDF4.Dataset, name: str, path: Path):
+    if name not in ds.variables:
+        raise ValueError(f"{path}: no variable '{name}' (has {sorted(ds.variables)})")
+    var = ds.variables[name]
+    if var.ndim != 3:
+        raise ValueError(
+            f"{path}: variable '{name}' should be (sample, y, x), got dims {var.dimensions}"
+        )
+    return var
+
+
+class SplitReader:
+    """Per-sample, read-only access to one split: ``coefficient(k)`` (E, E) and ``field(alpha, k)``
+    (n*alpha+1, n*alpha+1), both float32 numpy arrays.
+
+    Files are opened on first use in each process (safe with DataLoader workers, which fork).
+    ``cache_bytes`` bounds an LRU cache of decoded samples (0 disables it).
+    """
+
+    def __init__(self, data_dir, split: str, scales, cache_bytes: int = 0):
+        self.data_dir, self.split = Path(data_dir), split
+        self.scales = sorted({integer_scale(a) for a in scales})
+        self.cache_bytes = int(cache_bytes)
+        self._handles: dict = {}
+        self._pid = None
+        self._cache: OrderedDict = OrderedDict()
+        self._cached = 0
+        sizes = {}
+        with _open(coefficient_path(data_dir, split)) as ds:
+            var = _variable(ds, COEFFICIENT_VAR, coefficient_path(data_dir, split))
+            sizes["coef"] = var.shape[0]
+            self.E = int(var.shape[-1])
+        self.node_sizes = {}
+        for alpha in self.scales:
+            path = field_path(data_dir, split, alpha)
+            with _open(path) as ds:
+                var = _variable(ds, FIELD_VAR, path)
+                sizes[alpha] = var.shape[0]
+                if var.shape[1] != var.shape[2]:
+                    raise ValueError(f"{path}: field is not square: {var.shape[1:]}")
+                self.node_sizes[alpha] = int(var.shape[-1])
+        if len(set(sizes.values())) != 1:
+            raise ValueError(
+                f"{self.data_dir / split}: files disagree on the sample count: {sizes}"
+            )
+        self.n_samples = next(iter(sizes.values()))
+        if 1 in self.node_sizes:
+            n = self.node_sizes[1] - 1
+            for alpha, nodes in self.node_sizes.items():
+                if nodes != n * alpha + 1:
+                    raise ValueError(
+                        f"{field_path(data_dir, split, alpha)}: {nodes} nodes per side; "
+                        f"expected {n * alpha + 1} = {n} * {alpha} + 1"
+                    )
+
+    def __len__(self) -> int:
+        return self.n_samples
+
+    def _var(self, key):
+        if self._pid != os.getpid():  # a forked worker must not share the parent's HDF5 handles
+            self._handles, self._pid = {}, os.getpid()
+        if key not in self._handles:
+            if key == "coef":
+                path, name = coefficient_path(self.data_dir, self.split), COEFFICIENT_VAR
+            else:
+                path, name = field_path(self.data_dir, self.split, key), FIELD_VAR
+            ds = _open(path)
+            self._handles[key] = (ds, _variable(ds, name, path))
+        return self._handles[key][1]
+
+    def _read(self, key, k: int) -> np.ndarray:
+        if not 0 <= k < self.n_samples:
+            raise IndexError(f"sample {k} out of range for {self.split} ({self.n_samples} samples)")
+        hit = self._cache.get((key, k))
+        if hit is not None:
+            self._cache.move_to_end((key, k))
+            return hit
+        arr = np.asarray(self._var(key)[k], dtype=np.float32)
+        if arr.nbytes <= self.cache_bytes:
+            self._cache[(key, k)] = arr
+            self._cached += arr.nbytes
+            while self._cached > self.cache_bytes:
+                _, old = self._cache.popitem(last=False)
+                self._cached -= old.nbytes
+        return arr
+
+    def coefficient(self, k: int) -> np.ndarray:
+        return self._read("coef", int(k))
+
+    def field(self, alpha, k: int) -> np.ndarray:
+        alpha = integer_scale(alpha)
+        if alpha not in self.scales:
+            raise ValueError(f"{self.split}: scale {alpha} not opened (have {self.scales})")
+        return self._read(alpha, int(k))
+
+    def close(self) -> None:
+        for ds, _ in self._handles.values():
+            try:
+                ds.close()
+            except RuntimeError:
+                pass
+        self._handles = {}
+        self._cache.clear()
+        self._cached = 0
+
+    def __getstate__(self):  # picklable for DataLoader workers: no open handles travel
+        state = dict(self.__dict__)
+        state["_handles"], state["_pid"] = {}, None
+        return state
+
+    def __del__(self):
+        if getattr(self, "_pid", None) == os.getpid():
+            self.close()

@@ -1,0 +1,105 @@
+"""Model complexity (SPEC 4, ``table_complexity``): parameters, FLOPs, peak memory, inference time.
+
+FLOPs come from ``torch.utils.flop_counter.FlopCounterMode``, which counts the matrix products
+and convolutions (2 FLOPs per multiply-add; element-wise operations are not counted). For each
+scale the whole HR output of one sample is predicted under the counter: ``flops_full`` is that
+total, ``flops_encode`` the query-independent part (``model.encode``; NaN for methods whose
+predict is not encode + per-query), ``flops_per_query`` = (full - encode) / number of HR nodes.
+Inference time and peak memory are the means over the samples of the prediction files (measured
+while predicting, ``fesr.evaluate.predict``).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from fesr.evaluate.io import open_fields, read_sample, write_csv_atomic
+from fesr.evaluate.predict import resolve_device
+from fesr.models.base import hr_size
+
+COLUMNS = [
+    "method", "scale", "params", "flops_encode", "flops_full", "flops_per_query", "hr_nodes",
+    "seconds", "peak_mb",
+]  # fmt: skip
+
+
+def count_flops(fn) -> int:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+def model_complexity(model_name, checkpoint, lr_path, coef_path, scales, predictions,
+                     chunk=65536, device="auto") -> pd.DataFrame:  # fmt: skip
+    from fesr.checkpoint import load_model
+    from fesr.data.conditioning import make_inputs
+
+    dev = resolve_device(device)
+    model, ckpt = load_model(checkpoint, dev)
+    model.eval()
+    params = int(sum(p.numel() for p in model.parameters()))
+    lr_ds = open_fields(lr_path, ("u",), what="LR data file")
+    coef_ds = open_fields(coef_path, ("A",), what="coefficient file")
+    try:
+        u_scale = float(ckpt["u_scale"])
+        lr = torch.as_tensor(read_sample(lr_ds, 0) / u_scale, dtype=torch.float32)
+        coef = torch.as_tensor(read_sample(coef_ds, 0, "A"), dtype=torch.float32)
+        n = lr.shape[-1] - 1
+    finally:
+        lr_ds.close()
+        coef_ds.close()
+    inputs = make_inputs(lr[None, None].to(dev), coef[None, None].to(dev),
+                         model.uses_coefficient, ckpt.get("contrast"))  # fmt: skip
+    timing = {}
+    for path in predictions:
+        ds = open_fields(path, ("seconds", "peak_mb"), what="prediction file")
+        try:
+            timing[int(ds.attrs["alpha"])] = (float(np.mean(ds["seconds"].values)),
+                                              float(np.mean(ds["peak_mb"].values)))  # fmt: skip
+        finally:
+            ds.close()
+    with torch.no_grad():
+        try:
+            flops_encode = count_flops(lambda: model.encode(inputs))
+        except NotImplementedError:
+            flops_encode = float("nan")
+        rows = []
+        for alpha in scales:
+            torch.manual_seed(0)
+            full = count_flops(lambda a=alpha: model.predict(inputs, a, chunk=chunk))
+            nodes = (hr_size(n, alpha) + 1) ** 2
+            per_query = (full - flops_encode) / nodes if np.isfinite(flops_encode) else np.nan
+            sec, peak = timing.get(int(alpha), (np.nan, np.nan))
+            rows.append({"method": model_name, "scale": int(alpha), "params": params,
+                         "flops_encode": flops_encode, "flops_full": full,
+                         "flops_per_query": per_query, "hr_nodes": nodes, "seconds": sec,
+                         "peak_mb": peak})  # fmt: skip
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--checkpoint", required=True)
+    ap.add_argument("--lr-data", required=True)
+    ap.add_argument("--coefficient", required=True)
+    ap.add_argument("--scales", type=int, nargs="+", required=True)
+    ap.add_argument("--predictions", nargs="*", default=[])
+    ap.add_argument("--chunk", type=int, default=65536)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(max(1, a.threads))
+    df = model_complexity(a.model, a.checkpoint, a.lr_data, a.coefficient, a.scales,
+                          a.predictions, a.chunk, a.device)  # fmt: skip
+    write_csv_atomic(df, a.out)
+
+
+if __name__ == "__main__":
+    main()

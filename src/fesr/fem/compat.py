@@ -1,0 +1,75 @@
+"""The one module that hides DOLFINx API differences between Debian's 0.5 and conda-forge's
+0.8 / 0.9 / 0.10. Everything else in ``fesr.fem`` calls DOLFINx only through these helpers or
+through API that is the same in all of them (ufl forms, ``Function.interpolate``,
+``x.array``/``x.scatter_forward``, ``tabulate_dof_coordinates``, ``dirichletbc``,
+``locate_entities_boundary``, ``locate_dofs_topological``, ``compute_midpoints``).
+"""
+
+from __future__ import annotations
+
+import dolfinx
+import dolfinx.fem
+import dolfinx.fem.petsc
+import dolfinx.mesh
+import numpy as np
+
+VERSION = tuple(int(p) for p in dolfinx.__version__.split(".")[:2])
+
+
+def unit_square_quads(comm, n: int):
+    """Uniform n x n quadrilateral mesh of the unit square, partitioned over comm."""
+    return dolfinx.mesh.create_unit_square(
+        comm, n, n, cell_type=dolfinx.mesh.CellType.quadrilateral
+    )
+
+
+def function_space(mesh, family: str, degree: int):
+    """Scalar function space; ``fem.functionspace`` from 0.8, ``fem.FunctionSpace`` before."""
+    if hasattr(dolfinx.fem, "functionspace"):
+        return dolfinx.fem.functionspace(mesh, (family, degree))
+    return dolfinx.fem.FunctionSpace(mesh, (family, degree))
+
+
+def petsc_vec(function):
+    """PETSc vector of a Function's values (``x.petsc_vec`` from 0.8, ``vector`` before)."""
+    x = function.x
+    return x.petsc_vec if hasattr(x, "petsc_vec") else function.vector
+
+
+def cell_dofs(space) -> np.ndarray:
+    """Dof numbers per local cell as a 2-D array (0.5: AdjacencyList; 0.8+: already an array)."""
+    dofs = space.dofmap.list
+    if isinstance(dofs, np.ndarray):
+        return dofs
+    return dofs.array.reshape(-1, space.dofmap.dof_layout.num_dofs)
+
+
+def create_matrix(form):
+    return dolfinx.fem.petsc.create_matrix(form)
+
+
+def create_vector(form):
+    # 0.10 takes the function spaces; older versions the form.
+    try:
+        return dolfinx.fem.petsc.create_vector(form)
+    except TypeError:  # pragma: no cover - DOLFINx >= 0.10
+        return dolfinx.fem.petsc.create_vector(form.function_spaces)
+
+
+def assemble_matrix_into(A, form, bcs) -> None:
+    """Re-assemble a bilinear form into an existing matrix (same sparsity), bcs applied."""
+    A.zeroEntries()
+    dolfinx.fem.petsc.assemble_matrix(A, form, bcs=bcs)
+    A.assemble()
+
+
+def assemble_vector_into(b, form, a_form, bcs) -> None:
+    """Re-assemble a linear form into b with lifting and Dirichlet values set."""
+    from petsc4py import PETSc
+
+    with b.localForm() as local:
+        local.set(0.0)
+    dolfinx.fem.petsc.assemble_vector(b, form)
+    dolfinx.fem.petsc.apply_lifting(b, [a_form], bcs=[bcs])
+    b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+    dolfinx.fem.petsc.set_bc(b, bcs)

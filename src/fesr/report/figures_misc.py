@@ -1,0 +1,128 @@
+"""fig3 (coefficient examples), fig9 (validation loss with and without SCS) and fig_cost (Pareto
+plot of error against wall time, from table_cost).
+
+``python -m fesr.report.figures_misc fig3 --E 128 --contrast 1 100 --p-high 0.5 --seed 0 --out-prefix ...``
+``python -m fesr.report.figures_misc fig9 --histories a/history.csv b/history.csv --labels a b ...``
+``python -m fesr.report.figures_misc fig_cost --table results/tables/table_cost.csv ...``
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from fesr.report.outputs import save_figure  # noqa: E402
+
+# (title, map name or None for a random map): the families of SPEC 1 plus two mixtures
+FIG3_MAPS = [("random (p = 1/2)", None), ("checkerboard", "checkerboard"), ("wave", "wave"),
+             ("stripes", "stripes_diagonal"), ("mixture A", "mix_a"), ("mixture B", "mix_b")]  # fmt: skip
+
+
+def fig3(a):
+    from fesr.fem.coefficients import deterministic_map, random_map
+
+    fig, axes = plt.subplots(1, len(FIG3_MAPS), figsize=(2.6 * len(FIG3_MAPS), 3.0))
+    lo, hi = a.contrast
+    for ax, (title, name) in zip(axes, FIG3_MAPS, strict=True):
+        if name is None:
+            A = random_map(a.E, a.contrast, a.p_high, a.seed, "test_random", 0)
+        else:
+            A = deterministic_map(name, a.E, a.contrast)
+        im = ax.imshow(A, origin="lower", extent=(0, 1, 0, 1), cmap="Greys", vmin=lo, vmax=hi,
+                       interpolation="nearest")  # fmt: skip
+        ax.set_title(title if name is None else f"{title}\n'{name}'", fontsize=9)
+        ax.set_xlabel("x")
+    axes[0].set_ylabel("y")
+    fig.colorbar(im, ax=list(axes), shrink=0.7, label="coefficient A")
+    fig.suptitle(f"Coefficient examples, {a.E} x {a.E} cells, A in {{{lo:g}, {hi:g}}}")
+    return fig
+
+
+def fig9(a):
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    palette = sns.color_palette("tab10", len(a.histories))
+    for path, label, col in zip(a.histories, a.labels, palette, strict=True):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"training history '{path}' does not exist")
+        h = pd.read_csv(path)
+        if not {"iteration", "val_loss"} <= set(h.columns):
+            raise ValueError(f"'{path}' lacks columns iteration/val_loss; has {list(h.columns)}")
+        v = h.dropna(subset=["val_loss"])
+        ax.plot(v["iteration"], v["val_loss"], marker="o", ms=3, color=col, label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("training iteration")
+    ax.set_ylabel("validation loss (L1, normalised u)")
+    ax.set_title("Validation loss with and without the SCS term")
+    ax.legend()
+    return fig
+
+
+def fig_cost(a):
+    t = pd.read_csv(a.table)
+    t = t[t["split"] == a.split]
+    scales = sorted(t["scale"].unique())
+    fig, axes = plt.subplots(1, len(scales), figsize=(4.4 * len(scales), 4.2), squeeze=False)
+    sr_names = list(dict.fromkeys(t.loc[t["kind"].str.startswith("SR"), "approach"]))
+    palette = dict(zip(sr_names, sns.color_palette("tab10", len(sr_names)), strict=True))
+    for ax, s in zip(axes[0], scales, strict=True):
+        sub = t[t["scale"] == s]
+        for _, row in sub.iterrows():
+            if row["approach"] == "fe_direct":
+                ax.axvline(row["seconds"], color="black", ls="--", lw=1.2,
+                           label="direct FE solve (error 0)")  # fmt: skip
+            elif row["kind"].startswith("FE"):
+                ax.loglog(row["seconds"], row[a.error], "s", color="grey", ms=7)
+                ax.annotate(row["approach"].replace("fe_", "").replace("_interp", "+interp"),
+                            (row["seconds"], row[a.error]), fontsize=7, xytext=(3, 3),
+                            textcoords="offset points")  # fmt: skip
+            else:
+                ax.loglog(row["seconds"], row[a.error], "o", color=palette[row["approach"]],
+                          ms=6, label=row["approach"])  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("wall time per sample [s]")
+        ax.set_ylabel(f"{a.error} error vs HR FE solution")
+        ax.set_title(f"target x{s} (n = {32 * int(s)})")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    uniq = dict(zip(labels, handles, strict=True))
+    uniq["coarse FE solve + Q1 interp (grey)"] = plt.Line2D([], [], marker="s", color="grey", ls="")
+    fig.legend(uniq.values(), uniq.keys(), loc="lower center", ncol=min(6, len(uniq)), fontsize=7,
+               bbox_to_anchor=(0.5, -0.12))  # fmt: skip
+    fig.suptitle(f"Error against wall time ({a.split}): when does SR beat solving?")
+    return fig
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="figure", required=True)
+    p = sub.add_parser("fig3")
+    p.add_argument("--E", type=int, required=True)
+    p.add_argument("--contrast", type=float, nargs=2, required=True)
+    p.add_argument("--p-high", type=float, default=0.5)
+    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("fig9")
+    p.add_argument("--histories", nargs="+", required=True)
+    p.add_argument("--labels", nargs="+", required=True)
+    p = sub.add_parser("fig_cost")
+    p.add_argument("--table", required=True)
+    p.add_argument("--split", default="test_random")
+    p.add_argument("--error", default="rel_l2", choices=["rel_l2", "rel_energy", "mse_e3"])
+    for p in sub.choices.values():
+        p.add_argument("--out-prefix", required=True)
+    a = ap.parse_args(argv)
+    sns.set_theme(style="ticks", context="paper")
+    fig = {"fig3": fig3, "fig9": fig9, "fig_cost": fig_cost}[a.figure](a)
+    save_figure(fig, a.out_prefix)
+
+
+if __name__ == "__main__":
+    np.seterr(divide="ignore")
+    main()

@@ -1,0 +1,60 @@
+"""Loads the Snakemake workflow in a child process and reports its rules as plain data.
+
+A child process, because parsing the Snakefile changes os.environ and sys.path. Used by
+test_envs.py (conda environment per rule) and test_slurm.py (rule names for resources).
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_DUMP_RULES = r"""
+import json, sys
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
+
+root = Path(sys.argv[1])
+with SnakemakeApi(OutputSettings()) as api:
+    workflow = api.workflow(
+        resource_settings=ResourceSettings(),
+        config_settings=ConfigSettings(configfiles=[root / "workflow/presets/tiny.yaml"]),
+        snakefile=root / "Snakefile",
+        workdir=root,
+    )._workflow
+    rules = {}
+    for rule in workflow.rules:
+        conda = rule.conda_env
+        if isinstance(conda, str) and not Path(conda).is_absolute():
+            conda = str((Path(str(rule.basedir)) / conda).resolve())
+        rules[rule.name] = {
+            "conda": None if conda is None else str(conda),
+            "shell": rule.shellcmd,
+            "runs_code": not rule.norun,
+            "is_run": bool(rule.is_run),
+            "script": rule.script,
+            "resources": {k: v for k, v in rule.resources.items() if isinstance(v, (int, str))},
+            "threads": rule.resources.get("_cores") if isinstance(rule.resources.get("_cores"), int) else None,
+            "has_log": bool(rule.log),
+            "has_benchmark": rule.benchmark is not None,
+        }
+print("RULES_JSON=" + json.dumps(rules))
+"""
+
+
+def load_rules() -> dict:
+    """name -> {conda (absolute path or None), shell, runs_code, ...} for every rule."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _DUMP_RULES, str(ROOT)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    for line in proc.stdout.splitlines():
+        if line.startswith("RULES_JSON="):
+            return json.loads(line[len("RULES_JSON=") :])
+    raise RuntimeError(f"could not load the workflow's rules:\n{proc.stdout}\n{proc.stderr}")
