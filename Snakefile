@@ -8,7 +8,8 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# Relative to the Snakefile, not the working directory, so that `-d DIR` works too.
+configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
@@ -17,10 +18,11 @@ validate(config, "workflow/schemas/config.schema.yaml")
 # tools first on PATH (a conda env activated by --use-conda still comes first).
 SRC = os.path.join(workflow.basedir, "src")
 sys.path.insert(0, SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (SRC, os.environ.get("PYTHONPATH")) if p
+# (.update() rather than os.environ[...] = ...: the linter takes subscripts for required envvars)
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p),
+    PATH=os.pathsep.join((os.path.dirname(sys.executable), os.environ.get("PATH", ""))),
 )
-os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]
 if hasattr(os, "geteuid") and os.geteuid() == 0:
     os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
     os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")

@@ -4,6 +4,9 @@ import os
 import sys
 from pathlib import Path
 
+# netCDF4's bundled HDF5 must load before DOLFINx's system HDF5, or NetCDF reads segfault in
+# a process that imported DOLFINx first (see src/fesr/fem/compat.py).
+import netCDF4  # noqa: F401
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]

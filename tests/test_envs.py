@@ -1,4 +1,4 @@
-"""Every rule names a conda environment that exists, parses, is pinned, and lists what the rule imports.
+"""Every rule names a conda env that exists, parses, is pinned and lists what the rule imports.
 
 The environments cannot be built here (no conda channels), so this checks them statically:
 the `python -m fesr.<module>` commands of each rule are followed through their `fesr` imports
@@ -117,9 +117,16 @@ def _imports(path: Path, module: str) -> tuple[set, set]:
     return ours, theirs
 
 
-def third_party_imports(entry: str) -> dict[str, str]:
-    """Third-party top-level import -> the fesr module that imports it, following fesr imports."""
+def third_party_imports(entry: str, script: Path | None = None) -> dict[str, str]:
+    """Third-party top-level import -> the module that imports it, following fesr imports.
+
+    `entry` is a module run with `python -m`, or a label for `script` (a Snakemake script file).
+    """
     found, seen, todo = {}, set(), [entry]
+    if script is not None:
+        ours, theirs = _imports(script, "fesr_script")
+        found.update((top, entry) for top in theirs)
+        todo = list(ours)
     while todo:
         name = todo.pop()
         parts = name.split(".")
@@ -136,6 +143,7 @@ def third_party_imports(entry: str) -> dict[str, str]:
             for top in theirs:
                 found.setdefault(top, mod)
             todo.extend(ours)
+    found.pop("snakemake", None)  # a Snakemake script's `snakemake` object is injected
     return found
 
 
@@ -159,31 +167,47 @@ def test_env_file_parses_and_is_pinned(path):
     deps = spec.get("dependencies")
     assert deps, f"{path.name}: no dependencies"
     for dep in deps:
-        assert isinstance(dep, str), f"{path.name}: unexpected entry {dep!r} (pip sections not used)"
+        assert isinstance(dep, str), f"{path.name}: unexpected entry {dep!r} (no pip sections)"
         assert PIN.match(dep), f"{path.name}: {dep!r} has no pinned version (expected name=version)"
     assert any(d.startswith("python=") for d in deps), f"{path.name}: python version not pinned"
 
 
 def test_every_rule_has_an_existing_env(rules):
-    runnable = {name: r for name, r in rules.items() if r["runs_code"]}
-    for name, rule in runnable.items():
-        assert rule["conda"], f"rule {name} has no `conda:` environment (use ENV_FEM/ENV_TORCH/ENV_REPORT)"
+    problems = []
+    for name, rule in rules.items():
+        if not rule["runs_code"]:
+            continue
+        if not rule["conda"]:
+            problems.append(f"rule {name} has no `conda:` env (ENV_FEM, ENV_TORCH or ENV_REPORT)")
+            continue
         path = Path(rule["conda"])
-        assert path.is_file(), f"rule {name}: conda env {path} does not exist"
-        assert path.parent == ENVS, f"rule {name}: conda env {path} is not one of envs/*.yaml"
+        if not path.is_file() or path.parent != ENVS:
+            problems.append(f"rule {name}: conda env {path} is not one of envs/*.yaml")
+    assert not problems, "\n".join(problems)
+
+
+def _entries(rule: dict):
+    """(label, script path or None) for what a rule runs: `python -m fesr.x` and `script:`."""
+    for module in MODULE_IN_SHELL.findall(rule["shell"] or ""):
+        yield module, None
+    if rule["script"] and rule["script"].endswith(".py"):
+        yield Path(rule["script"]).name, Path(rule["script"])
 
 
 def test_rule_imports_are_in_its_env(rules):
     problems = []
     checked = 0
     for name, rule in rules.items():
-        if not rule["runs_code"] or not rule["conda"] or not rule["shell"]:
+        if not rule["runs_code"] or not rule["conda"]:
             continue
         packages = env_packages(Path(rule["conda"]))
-        for entry in MODULE_IN_SHELL.findall(rule["shell"]):
-            assert module_file(entry), f"rule {name} runs `python -m {entry}`, which does not exist"
+        for entry, script in _entries(rule):
+            if script is None:
+                assert module_file(entry), f"rule {name} runs `python -m {entry}`: no such module"
+            else:
+                assert script.is_file(), f"rule {name}: script {script} does not exist"
             checked += 1
-            for top, via in sorted(third_party_imports(entry).items()):
+            for top, via in sorted(third_party_imports(entry, script).items()):
                 wanted = PROVIDERS.get(top, {top.lower()})
                 if not wanted & packages:
                     problems.append(
@@ -192,7 +216,7 @@ def test_rule_imports_are_in_its_env(rules):
                     )
     assert not problems, "\n".join(problems)
     if not checked:
-        pytest.skip("no rule runs `python -m fesr...` yet")
+        pytest.skip("no rule with a conda env runs fesr code yet")
 
 
 def test_import_tracing_finds_known_imports():

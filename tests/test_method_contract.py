@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 
+from fesr.coords import node_coords
 from fesr.models.base import hr_size
 from fesr.models.registry import METHODS, build_model
 
@@ -85,6 +86,9 @@ def test_gradients_reach_every_parameter(method, tiny_config):
     inputs = _inputs(tiny_config, model)
     coords, cell = _queries(2, 64, 2, tiny_config["lr_n"])
     batch = dict(inputs, coords=coords, cell=cell, target=torch.rand(2, 64, 1), scale=2.0)
+    if getattr(model, "needs_full_field", False):  # IDM trains on the whole HR field
+        m = 2 * tiny_config["lr_n"]
+        batch["hr"] = torch.rand(2, 1, m + 1, m + 1)
     # Several steps: methods with staged training (CLIT, LINF) exercise every part over them.
     for step in range(4):
         model.zero_grad()
@@ -107,8 +111,12 @@ def test_loss_falls_tenfold_on_one_sample(method, tiny_config):
     n = tiny_config["lr_n"]
     coords, cell = _queries(1, 256, 2, n)
     # A smooth target with O(1) error for every method at the start: a field the input does not show.
-    target = (torch.sin(math.pi * coords[..., :1]) * torch.cos(2 * coords[..., 1:])) + 1.0
-    batch = dict(inputs, coords=coords, cell=cell, target=target, scale=2.0)
+    def field(c):
+        return (torch.sin(math.pi * c[..., :1]) * torch.cos(2 * c[..., 1:])) + 1.0
+
+    batch = dict(inputs, coords=coords, cell=cell, target=field(coords), scale=2.0)
+    if getattr(model, "needs_full_field", False):  # IDM: the same field at every HR node
+        batch["hr"] = field(node_coords(2 * n)).reshape(1, 1, 2 * n + 1, 2 * n + 1)
     opt = torch.optim.Adam(model.parameters(), lr=getattr(model, "fit_test_lr", 2e-3))
     losses = []
     for step in range(400):

@@ -48,7 +48,7 @@ class TinyMethod(SRModel):
         keep = torch.randperm(pred.shape[1])[: pred.shape[1] // 2]  # torch RNG
         w = 1.0 + 0.01 * np.random.rand() + 0.01 * random.random()  # numpy and python RNGs
         loss = w * F.l1_loss(pred[:, keep], batch["target"][:, keep])
-        return loss, {"l1": float(loss)}
+        return loss, {"l1": float(loss.detach())}
 
 
 @pytest.fixture(autouse=True)
@@ -223,3 +223,12 @@ def test_cli_with_config_json(config, data_dir, tmp_path):
         check=False,
     )
     assert bad.returncode != 0 and "unknown method 'nosuchmethod'" in bad.stderr
+
+
+def test_dataloader_workers_give_the_same_run(config, data_dir, tmp_path):
+    """Batches are a pure function of the iteration: 2 workers == in-process loading."""
+    config["training"]["iterations"] = 6
+    a = load_checkpoint(_run("tinytest", config, data_dir, tmp_path / "a"))
+    config["training"]["num_workers"] = 2
+    b = load_checkpoint(_run("tinytest", config, data_dir, tmp_path / "b"))
+    _assert_same(a, b)

@@ -84,7 +84,7 @@ def test_snakemake_train_rule(data_dir, tmp_path):
         "2",
         "--",
     ]
-    res = subprocess.run(cmd + targets, capture_output=True, text=True, check=False)
+    res = subprocess.run(cmd + ["--"] + targets, capture_output=True, text=True, check=False)
     assert res.returncode == 0, res.stderr[-3000:]
     hist = pd.read_csv(work / "results/models/liif/history.csv")
     assert list(hist.columns) == HISTORY_COLUMNS and len(hist) == 4  # tiny: 4 iterations
@@ -92,5 +92,5 @@ def test_snakemake_train_rule(data_dir, tmp_path):
     assert ckpt["complete"] and ckpt["iteration"] == 4
     assert (work / "results/logs/train/liif.log").exists()
     assert (work / "results/benchmarks/train/liif.tsv").exists()
-    again = subprocess.run(cmd + targets + ["-n"], capture_output=True, text=True, check=False)
+    again = subprocess.run(cmd + ["-n", "--"] + targets, capture_output=True, text=True, check=False)
     assert "Nothing to be done" in again.stdout + again.stderr

@@ -18,6 +18,18 @@ from snakemake.api import SnakemakeApi
 from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
 
 root = Path(sys.argv[1])
+
+
+def resources(rule):
+    # declared resources with plain values (Snakemake 9 wraps them in Resource objects)
+    out = {}
+    for name, res in rule.resources.items():
+        value = getattr(res, "raw", res)
+        if isinstance(value, (int, str)) and not name.startswith("_"):
+            out[name] = value
+    return out
+
+
 with SnakemakeApi(OutputSettings()) as api:
     workflow = api.workflow(
         resource_settings=ResourceSettings(),
@@ -35,9 +47,10 @@ with SnakemakeApi(OutputSettings()) as api:
             "shell": rule.shellcmd,
             "runs_code": not rule.norun,
             "is_run": bool(rule.is_run),
-            "script": rule.script,
-            "resources": {k: v for k, v in rule.resources.items() if isinstance(v, (int, str))},
-            "threads": rule.resources.get("_cores") if isinstance(rule.resources.get("_cores"), int) else None,
+            "script": (
+                str((Path(str(rule.basedir)) / rule.script).resolve()) if rule.script else None
+            ),
+            "resources": resources(rule),
             "has_log": bool(rule.log),
             "has_benchmark": rule.benchmark is not None,
         }

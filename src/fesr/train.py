@@ -318,7 +318,13 @@ def _loop(
     stream.start, stream.stop = start, stop
     batches = (
         torch.utils.data.DataLoader(
-            stream, batch_size=None, num_workers=workers, pin_memory=dev.type == "cuda"
+            stream,
+            batch_size=None,
+            num_workers=workers,
+            pin_memory=dev.type == "cuda",
+            # its own generator: drawing the workers' base seed must not move the global
+            # torch RNG that training_loss uses (resume and worker count would change results)
+            generator=torch.Generator().manual_seed(seed),
         )
         if workers > 0
         else iter(stream)

@@ -9,7 +9,7 @@
 # STATE_DIR (empty or missing) receives the generated config, keys, spool and logs.
 # COMMAND runs with SLURM_CONF set; the script exits with COMMAND's status
 # (or 90 if the cluster could not be brought up). Partitions: `cpu` (default) and `gpu`,
-# both on the one node, which advertises one fake GPU (a GRES without a device file).
+# both on the one node, which advertises one fake GPU (GRES gpu with /dev/null as its device).
 set -euo pipefail
 
 if [ $# -lt 2 ]; then
@@ -23,11 +23,11 @@ fi
 state=$(realpath -m "$1")
 shift
 host=fesr-slurm
-# Slurm 22.05 will not run its daemons on a loopback-only address; a link-local address
+# Slurm 22.05 wants a non-loopback address for its controller and node; a link-local one
 # on the namespace's own `lo` is still unreachable from anywhere else.
 addr=169.254.0.1
 # More than the machine has (SlurmdParameters=config_overrides), so that the profile's
-# per-rule requests (8 cores, 32 GB for training) fit; the tests cap concurrency with --jobs.
+# per-rule requests (32 GB for training, ...) fit; the tests cap concurrency with --jobs.
 cpus=16
 mem_mb=64000
 
@@ -90,13 +90,13 @@ NodeName=$host NodeAddr=$addr CPUs=$cpus RealMemory=$mem_mb Gres=gpu:1 State=UNK
 PartitionName=cpu Nodes=$host Default=YES MaxTime=INFINITE State=UP
 PartitionName=gpu Nodes=$host Default=NO MaxTime=INFINITE State=UP
 EOF
-# Every task SLURM launches appends "job step rank ntasks" to tasks.log: how the tests see
-# that an MPI rule really ran its ranks under srun. SLURM_CONF is not in a task's
-# environment, so the log path is written into the script.
+# Every task SLURM launches appends "job step rank ntasks partition gpus" to tasks.log: how
+# the tests see that an MPI rule ran its ranks under srun and that training got the GPU.
+# (SLURM_CONF is not in a task's environment, so the log path is written into the script.)
 cat >"$state/task_prolog.sh" <<EOF
 #!/bin/sh
-echo "\${SLURM_JOB_ID} \${SLURM_STEP_ID} \${SLURM_PROCID} \${SLURM_STEP_NUM_TASKS:-\${SLURM_NTASKS}}" \\
-    >>"$state/tasks.log"
+echo "\${SLURM_JOB_ID} \${SLURM_STEP_ID:-batch} \${SLURM_PROCID} \${SLURM_STEP_NUM_TASKS:-\${SLURM_NTASKS}}" \\
+    "\${SLURM_JOB_PARTITION:--} \${CUDA_VISIBLE_DEVICES:--}" >>"$state/tasks.log"
 EOF
 chmod 755 "$state/task_prolog.sh"
 printf 'AutoDetect=off\nNodeName=%s Name=gpu File=/dev/null\n' "$host" >"$state/etc/gres.conf"

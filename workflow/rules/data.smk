@@ -1,3 +1,68 @@
-# owned by its issue; placeholder
-def data_targets():
-    return []
+# Data (SPEC 1): per split a coefficient file, then the Q1 solves sharded by (split, alpha,
+# shard) so that a crash loses one shard, then the shards merged into u_x{alpha}.nc.
+import functools
+
+from fesr.fem import plan
+
+# Every dataset file of the config (coefficient.nc and u_x{alpha}.nc per split).
+data_targets = functools.partial(plan.dataset_files, config)
+
+
+rule data:
+    input:
+        data_targets(),
+
+
+rule data_coefficients:
+    output:
+        f"{DATA}/{{split}}/coefficient.nc",
+    log:
+        f"{LOGS}/data/{{split}}/coefficient.log",
+    benchmark:
+        f"{BENCH}/data/{{split}}/coefficient.tsv"
+    conda:
+        ENV_FEM
+    params:
+        settings=lambda wc: plan.as_json(plan.coefficient_settings(config, wc.split)),
+    shell:
+        "python -m fesr.fem.generate coefficients --split {wildcards.split}"
+        " --settings {params.settings:q} --output {output:q} > {log:q} 2>&1"
+
+
+rule data_solve_shard:
+    input:
+        coefficients=f"{DATA}/{{split}}/coefficient.nc",
+    output:
+        f"{DATA}/{{split}}/shards/u_x{{alpha}}_{{shard}}.nc",
+    log:
+        f"{LOGS}/data/{{split}}/u_x{{alpha}}_{{shard}}.log",
+    benchmark:
+        f"{BENCH}/data/{{split}}/u_x{{alpha}}_{{shard}}.tsv"
+    conda:
+        ENV_FEM
+    threads: config["mpi"]["ranks"]
+    resources:
+        mpi="mpiexec --oversubscribe",
+        tasks=config["mpi"]["ranks"],
+    params:
+        settings=lambda wc: plan.as_json(plan.data_settings(config, wc.split)),
+    shell:
+        "{resources.mpi} -n {resources.tasks} python -m fesr.fem.generate solve"
+        " --split {wildcards.split} --alpha {wildcards.alpha} --shard {wildcards.shard}"
+        " --settings {params.settings:q} --coefficients {input.coefficients:q}"
+        " --output {output:q} > {log:q} 2>&1"
+
+
+rule data_merge:
+    input:
+        lambda wc: plan.shard_files(config, wc.split, wc.alpha),
+    output:
+        f"{DATA}/{{split}}/u_x{{alpha}}.nc",
+    log:
+        f"{LOGS}/data/{{split}}/u_x{{alpha}}_merge.log",
+    benchmark:
+        f"{BENCH}/data/{{split}}/u_x{{alpha}}_merge.tsv"
+    conda:
+        ENV_FEM
+    shell:
+        "python -m fesr.fem.generate merge --output {output:q} {input:q} > {log:q} 2>&1"

@@ -1,60 +1,40 @@
 # Every table and figure of SPEC 4 as a wildcard-free rule (`snakemake table1` builds that alone
-# from the metric parts it needs), flagged for `snakemake --report results/report.html`.
-TABLES = "results/tables"
-FIGURES = "results/figures"
-TABLE_NAMES = ["table1", "table2", "table3", "table_complexity", "table_cost"]
-FIGURE_NAMES = ["fig1", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9", "fig10"]
-FIGURE_NAMES += ["fig_cost"]
-
-
-def report_targets():
-    tables = [f"{TABLES}/{t}.{ext}" for t in TABLE_NAMES for ext in ("csv", "md", "tex")]
-    figures = [f"{FIGURES}/{f}.{ext}" for f in FIGURE_NAMES for ext in ("png", "pdf")]
-    return evaluation_targets() + tables + figures
-
-
-def table_outputs(name):
-    return {
-        "csv": report(
-            f"{TABLES}/{name}.csv", caption=f"../report/{name}.rst", category="Tables"
-        ),
-        "md": f"{TABLES}/{name}.md",
-        "tex": f"{TABLES}/{name}.tex",
-    }
-
-
-def figure_outputs(name):
-    return {
-        "png": report(
-            f"{FIGURES}/{name}.png", caption=f"../report/{name}.rst", category="Figures"
-        ),
-        "pdf": f"{FIGURES}/{name}.pdf",
-    }
-
-
-def words(values):
-    return " ".join(str(v) for v in values)
-
-
+# from the metric parts it needs), flagged for `snakemake --report results/report.html` with the
+# captions in workflow/report/. Planning helpers: src/fesr/evaluate/plan.py.
+TABLES = eval_plan.TABLES
+FIGURES = eval_plan.FIGURES
+REPORT = config["report"]
+words = eval_plan.words
+TABLE1_METHODS = eval_plan.table1_methods(config)
+EVAL_SPLITS = eval_plan.eval_splits(config)
+ABLATION_SCALES = eval_plan.pick_scales(config, "ablation")
 FIELD_ARGS = (
     f"--data-dir {DATA} --predictions-dir {PREDICTIONS} "
     f"--modulo-factor {REPORT['modulo_factor']}"
 )
+# Every table and figure file (and the tidy metric files): the Snakefile's `all` builds them.
+report_targets = functools.partial(eval_plan.report_targets, config)
 
 
 rule table1:
     input:
-        metric_parts(table1_methods(), eval_splits(), eval_scales()),
+        eval_plan.metric_parts(config, TABLE1_METHODS, EVAL_SPLITS, EVAL_SCALES),
     output:
-        **table_outputs("table1"),
-    params:
-        methods=words(table1_methods()),
-        scales=words(eval_scales()),
-        train_scales=words(config["training"]["train_scales"]),
+        csv=report(
+            f"{TABLES}/table1.csv", caption="../report/table1.rst", category="Tables"
+        ),
+        md=f"{TABLES}/table1.md",
+        tex=f"{TABLES}/table1.tex",
     log:
         f"{LOGS}/report/table1.log",
     benchmark:
         f"{BENCH}/report/table1.tsv"
+    conda:
+        ENV_REPORT
+    params:
+        methods=words(TABLE1_METHODS),
+        scales=words(EVAL_SCALES),
+        train_scales=words(config["training"]["train_scales"]),
     shell:
         "python -m fesr.report.tables table1 --metrics {input} --methods {params.methods}"
         " --scales {params.scales} --train-scales {params.train_scales}"
@@ -63,16 +43,24 @@ rule table1:
 
 rule table2:
     input:
-        metric_parts(REPORT["table2_models"], [figure_split()], ablation_scales()),
+        eval_plan.metric_parts(
+            config, REPORT["table2_models"], [FIGURE_SPLIT], ABLATION_SCALES
+        ),
     output:
-        **table_outputs("table2"),
-    params:
-        methods=words(REPORT["table2_models"]),
-        scales=words(ablation_scales()),
+        csv=report(
+            f"{TABLES}/table2.csv", caption="../report/table2.rst", category="Tables"
+        ),
+        md=f"{TABLES}/table2.md",
+        tex=f"{TABLES}/table2.tex",
     log:
         f"{LOGS}/report/table2.log",
     benchmark:
         f"{BENCH}/report/table2.tsv"
+    conda:
+        ENV_REPORT
+    params:
+        methods=words(REPORT["table2_models"]),
+        scales=words(ABLATION_SCALES),
     shell:
         "python -m fesr.report.tables table2 --metrics {input} --methods {params.methods}"
         f" --scales {{params.scales}} --out-prefix {TABLES}/table2 > {{log}} 2>&1"
@@ -80,16 +68,24 @@ rule table2:
 
 rule table3:
     input:
-        metric_parts(REPORT["table3_models"], [figure_split()], ablation_scales()),
+        eval_plan.metric_parts(
+            config, REPORT["table3_models"], [FIGURE_SPLIT], ABLATION_SCALES
+        ),
     output:
-        **table_outputs("table3"),
-    params:
-        methods=words(REPORT["table3_models"]),
-        scales=words(ablation_scales()),
+        csv=report(
+            f"{TABLES}/table3.csv", caption="../report/table3.rst", category="Tables"
+        ),
+        md=f"{TABLES}/table3.md",
+        tex=f"{TABLES}/table3.tex",
     log:
         f"{LOGS}/report/table3.log",
     benchmark:
         f"{BENCH}/report/table3.tsv"
+    conda:
+        ENV_REPORT
+    params:
+        methods=words(REPORT["table3_models"]),
+        scales=words(ABLATION_SCALES),
     shell:
         "python -m fesr.report.tables table3 --metrics {input} --methods {params.methods}"
         f" --scales {{params.scales}} --out-prefix {TABLES}/table3 > {{log}} 2>&1"
@@ -97,16 +93,24 @@ rule table3:
 
 rule table_complexity:
     input:
-        [f"{METRICS}/complexity/{m}.csv" for m in table1_methods()],
+        eval_plan.complexity_parts(config),
     output:
-        **table_outputs("table_complexity"),
-    params:
-        methods=words(table1_methods()),
-        scales=words(eval_scales()),
+        csv=report(
+            f"{TABLES}/table_complexity.csv",
+            caption="../report/table_complexity.rst",
+            category="Tables",
+        ),
+        md=f"{TABLES}/table_complexity.md",
+        tex=f"{TABLES}/table_complexity.tex",
     log:
         f"{LOGS}/report/table_complexity.log",
     benchmark:
         f"{BENCH}/report/table_complexity.tsv"
+    conda:
+        ENV_REPORT
+    params:
+        methods=words(TABLE1_METHODS),
+        scales=words(EVAL_SCALES),
     shell:
         "python -m fesr.report.tables table_complexity --metrics {input}"
         " --methods {params.methods} --scales {params.scales}"
@@ -115,19 +119,27 @@ rule table_complexity:
 
 rule table_cost:
     input:
-        sr=metric_parts(table1_methods(), eval_splits(), eval_scales()),
-        fe=baseline_parts(),
-        lr=[f"{DATA}/{sp}/u_x1.nc" for sp in eval_splits()],
+        sr=eval_plan.metric_parts(config, TABLE1_METHODS, EVAL_SPLITS, EVAL_SCALES),
+        fe=eval_plan.baseline_parts(config),
+        lr=[eval_plan.data_path(sp, 1) for sp in EVAL_SPLITS],
     output:
-        **table_outputs("table_cost"),
-    params:
-        methods=words(table1_methods()),
-        scales=words(eval_scales()),
-        lr=words(f"{sp}={DATA}/{sp}/u_x1.nc" for sp in eval_splits()),
+        csv=report(
+            f"{TABLES}/table_cost.csv",
+            caption="../report/table_cost.rst",
+            category="Tables",
+        ),
+        md=f"{TABLES}/table_cost.md",
+        tex=f"{TABLES}/table_cost.tex",
     log:
         f"{LOGS}/report/table_cost.log",
     benchmark:
         f"{BENCH}/report/table_cost.tsv"
+    conda:
+        ENV_REPORT
+    params:
+        methods=words(TABLE1_METHODS),
+        scales=words(EVAL_SCALES),
+        lr=words(f"{sp}={eval_plan.data_path(sp, 1)}" for sp in EVAL_SPLITS),
     shell:
         "python -m fesr.report.tables table_cost --metrics {input.sr} --baselines {input.fe}"
         " --lr-data {params.lr} --methods {params.methods} --scales {params.scales}"
@@ -138,13 +150,20 @@ rule fig_cost:
     input:
         f"{TABLES}/table_cost.csv",
     output:
-        **figure_outputs("fig_cost"),
-    params:
-        split=figure_split(),
+        png=report(
+            f"{FIGURES}/fig_cost.png",
+            caption="../report/fig_cost.rst",
+            category="Figures",
+        ),
+        pdf=f"{FIGURES}/fig_cost.pdf",
     log:
         f"{LOGS}/report/fig_cost.log",
     benchmark:
         f"{BENCH}/report/fig_cost.tsv"
+    conda:
+        ENV_TORCH
+    params:
+        split=FIGURE_SPLIT,
     shell:
         "python -m fesr.report.figures_misc fig_cost --table {input} --split {params.split}"
         f" --out-prefix {FIGURES}/fig_cost > {{log}} 2>&1"
@@ -152,35 +171,50 @@ rule fig_cost:
 
 rule fig1:
     input:
-        [prediction_path(m, figure_split(), s) for m in (LIIF, OURS) for s in eval_scales()],
-        [f"{DATA}/{figure_split()}/u_x{s}.nc" for s in [1] + eval_scales()],
+        [
+            eval_plan.prediction_path(m, FIGURE_SPLIT, s)
+            for m in (eval_plan.LIIF, eval_plan.OURS)
+            for s in EVAL_SCALES
+        ],
+        [eval_plan.data_path(FIGURE_SPLIT, s) for s in [1] + EVAL_SCALES],
     output:
-        **figure_outputs("fig1"),
-    params:
-        scales=words(eval_scales()),
-        split=figure_split(),
+        png=report(
+            f"{FIGURES}/fig1.png", caption="../report/fig1.rst", category="Figures"
+        ),
+        pdf=f"{FIGURES}/fig1.pdf",
     log:
         f"{LOGS}/report/fig1.log",
     benchmark:
         f"{BENCH}/report/fig1.tsv"
+    conda:
+        ENV_REPORT
+    params:
+        models=words([eval_plan.LIIF, eval_plan.OURS]),
+        scales=words(EVAL_SCALES),
+        split=FIGURE_SPLIT,
     shell:
-        f"python -m fesr.report.figures_fields fig1 --models {LIIF} {OURS}"
+        "python -m fesr.report.figures_fields fig1 --models {params.models}"
         " --scales {params.scales} --split {params.split}"
         f" {FIELD_ARGS} --out-prefix {FIGURES}/fig1 > {{log}} 2>&1"
 
 
 rule fig3:
     output:
-        **figure_outputs("fig3"),
+        png=report(
+            f"{FIGURES}/fig3.png", caption="../report/fig3.rst", category="Figures"
+        ),
+        pdf=f"{FIGURES}/fig3.pdf",
+    log:
+        f"{LOGS}/report/fig3.log",
+    benchmark:
+        f"{BENCH}/report/fig3.tsv"
+    conda:
+        ENV_TORCH
     params:
         E=config["physics"]["E"],
         contrast=words(config["physics"]["contrast"]),
         p_high=config["physics"]["p_high"],
         seed=config["seed"],
-    log:
-        f"{LOGS}/report/fig3.log",
-    benchmark:
-        f"{BENCH}/report/fig3.tsv"
     shell:
         "python -m fesr.report.figures_misc fig3 --E {params.E} --contrast {params.contrast}"
         " --p-high {params.p_high} --seed {params.seed}"
@@ -190,25 +224,30 @@ rule fig3:
 rule fig4:
     input:
         [
-            prediction_path(m, sp, pick_scales([8])[0])
-            for m in table1_methods()
-            for sp in eval_splits()
+            eval_plan.prediction_path(m, sp, eval_plan.pick_scale(config, "fig4"))
+            for m in TABLE1_METHODS
+            for sp in EVAL_SPLITS
         ],
         [
-            f"{DATA}/{sp}/u_x{s}.nc"
-            for sp in eval_splits()
-            for s in (1, pick_scales([8])[0])
+            eval_plan.data_path(sp, s)
+            for sp in EVAL_SPLITS
+            for s in (1, eval_plan.pick_scale(config, "fig4"))
         ],
     output:
-        **figure_outputs("fig4"),
-    params:
-        models=words(table1_methods()),
-        scale=pick_scales([8])[0],
-        splits=words(eval_splits()),
+        png=report(
+            f"{FIGURES}/fig4.png", caption="../report/fig4.rst", category="Figures"
+        ),
+        pdf=f"{FIGURES}/fig4.pdf",
     log:
         f"{LOGS}/report/fig4.log",
     benchmark:
         f"{BENCH}/report/fig4.tsv"
+    conda:
+        ENV_REPORT
+    params:
+        models=words(TABLE1_METHODS),
+        scale=eval_plan.pick_scale(config, "fig4"),
+        splits=words(EVAL_SPLITS),
     shell:
         "python -m fesr.report.figures_fields fig4 --models {params.models}"
         " --scales {params.scale} --splits {params.splits}"
@@ -218,21 +257,29 @@ rule fig4:
 rule fig5:
     input:
         [
-            prediction_path(m, figure_split(), s)
-            for m in table1_methods()
-            for s in pick_scales([32, 64])
+            eval_plan.prediction_path(m, FIGURE_SPLIT, s)
+            for m in TABLE1_METHODS
+            for s in eval_plan.pick_scales(config, "fig5")
         ],
-        [f"{DATA}/{figure_split()}/u_x{s}.nc" for s in pick_scales([32, 64])],
+        [
+            eval_plan.data_path(FIGURE_SPLIT, s)
+            for s in eval_plan.pick_scales(config, "fig5")
+        ],
     output:
-        **figure_outputs("fig5"),
-    params:
-        models=words(table1_methods()),
-        scales=words(pick_scales([32, 64])),
-        split=figure_split(),
+        png=report(
+            f"{FIGURES}/fig5.png", caption="../report/fig5.rst", category="Figures"
+        ),
+        pdf=f"{FIGURES}/fig5.pdf",
     log:
         f"{LOGS}/report/fig5.log",
     benchmark:
         f"{BENCH}/report/fig5.tsv"
+    conda:
+        ENV_TORCH
+    params:
+        models=words(TABLE1_METHODS),
+        scales=words(eval_plan.pick_scales(config, "fig5")),
+        split=FIGURE_SPLIT,
     shell:
         "python -m fesr.report.figures_spectra fig5 --models {params.models}"
         " --scales {params.scales} --split {params.split}"
@@ -242,18 +289,28 @@ rule fig5:
 
 rule fig6:
     input:
-        [prediction_path(m, figure_split(), pick_scales([16])[0]) for m in table1_methods()],
-        f"{DATA}/{figure_split()}/u_x{pick_scales([16])[0]}.nc",
+        [
+            eval_plan.prediction_path(
+                m, FIGURE_SPLIT, eval_plan.pick_scale(config, "fig6")
+            )
+            for m in TABLE1_METHODS
+        ],
+        eval_plan.data_path(FIGURE_SPLIT, eval_plan.pick_scale(config, "fig6")),
     output:
-        **figure_outputs("fig6"),
-    params:
-        models=words(table1_methods()),
-        scale=pick_scales([16])[0],
-        split=figure_split(),
+        png=report(
+            f"{FIGURES}/fig6.png", caption="../report/fig6.rst", category="Figures"
+        ),
+        pdf=f"{FIGURES}/fig6.pdf",
     log:
         f"{LOGS}/report/fig6.log",
     benchmark:
         f"{BENCH}/report/fig6.tsv"
+    conda:
+        ENV_REPORT
+    params:
+        models=words(TABLE1_METHODS),
+        scale=eval_plan.pick_scale(config, "fig6"),
+        split=FIGURE_SPLIT,
     shell:
         "python -m fesr.report.figures_fields fig6 --models {params.models}"
         " --scales {params.scale} --split {params.split}"
@@ -262,40 +319,56 @@ rule fig6:
 
 rule fig7:
     input:
-        [prediction_path(m, figure_split(), s) for m in (LIT, OURS) for s in eval_scales()],
-        [f"{DATA}/{figure_split()}/u_x{s}.nc" for s in eval_scales()],
+        [
+            eval_plan.prediction_path(m, FIGURE_SPLIT, s)
+            for m in (eval_plan.LIT, eval_plan.OURS)
+            for s in EVAL_SCALES
+        ],
+        [eval_plan.data_path(FIGURE_SPLIT, s) for s in EVAL_SCALES],
     output:
-        **figure_outputs("fig7"),
-    params:
-        scales=words(eval_scales()),
-        split=figure_split(),
+        png=report(
+            f"{FIGURES}/fig7.png", caption="../report/fig7.rst", category="Figures"
+        ),
+        pdf=f"{FIGURES}/fig7.pdf",
     log:
         f"{LOGS}/report/fig7.log",
     benchmark:
         f"{BENCH}/report/fig7.tsv"
+    conda:
+        ENV_REPORT
+    params:
+        models=words([eval_plan.LIT, eval_plan.OURS]),
+        scales=words(EVAL_SCALES),
+        split=FIGURE_SPLIT,
     shell:
-        f"python -m fesr.report.figures_fields fig7 --models {LIT} {OURS}"
+        "python -m fesr.report.figures_fields fig7 --models {params.models}"
         " --scales {params.scales} --split {params.split}"
         f" {FIELD_ARGS} --out-prefix {FIGURES}/fig7 > {{log}} 2>&1"
 
 
 rule fig8:
     input:
-        ckpt=f"{MODELS}/{OURS}/checkpoint.pt",
-        data=[
-            f"{DATA}/{figure_split()}/{f}"
-            for f in ("u_x1.nc", "coefficient.nc", f"u_x{pick_scales([16])[0]}.nc")
-        ],
+        ckpt=f"{MODELS}/{eval_plan.OURS}/checkpoint.pt",
+        lr=eval_plan.data_path(FIGURE_SPLIT, 1),
+        coef=f"{DATA}/{FIGURE_SPLIT}/coefficient.nc",
+        hr=eval_plan.data_path(FIGURE_SPLIT, eval_plan.pick_scale(config, "fig8")),
     output:
-        **figure_outputs("fig8"),
-    params:
-        scale=pick_scales([16])[0],
-        split=figure_split(),
-        chunk=EVAL["chunk"],
+        png=report(
+            f"{FIGURES}/fig8.png", caption="../report/fig8.rst", category="Figures"
+        ),
+        pdf=f"{FIGURES}/fig8.pdf",
     log:
         f"{LOGS}/report/fig8.log",
     benchmark:
         f"{BENCH}/report/fig8.tsv"
+    conda:
+        ENV_TORCH
+    resources:
+        gpu=1,
+    params:
+        scale=eval_plan.pick_scale(config, "fig8"),
+        split=FIGURE_SPLIT,
+        chunk=EVAL["chunk"],
     shell:
         "python -m fesr.report.figures_spectra fig8 --checkpoint {input.ckpt}"
         " --scales {params.scale} --split {params.split} --chunk {params.chunk}"
@@ -307,13 +380,18 @@ rule fig9:
     input:
         [f"{MODELS}/{m}/history.csv" for m in REPORT["fig9_models"]],
     output:
-        **figure_outputs("fig9"),
-    params:
-        labels=words(REPORT["fig9_models"]),
+        png=report(
+            f"{FIGURES}/fig9.png", caption="../report/fig9.rst", category="Figures"
+        ),
+        pdf=f"{FIGURES}/fig9.pdf",
     log:
         f"{LOGS}/report/fig9.log",
     benchmark:
         f"{BENCH}/report/fig9.tsv"
+    conda:
+        ENV_TORCH
+    params:
+        labels=words(REPORT["fig9_models"]),
     shell:
         "python -m fesr.report.figures_misc fig9 --histories {input}"
         f" --labels {{params.labels}} --out-prefix {FIGURES}/fig9 > {{log}} 2>&1"
@@ -322,20 +400,27 @@ rule fig9:
 rule fig10:
     input:
         [
-            prediction_path(m, figure_split(), pick_scales([32])[0])
+            eval_plan.prediction_path(
+                m, FIGURE_SPLIT, eval_plan.pick_scale(config, "fig10")
+            )
             for m in REPORT["fig10_models"]
         ],
-        f"{DATA}/{figure_split()}/u_x{pick_scales([32])[0]}.nc",
+        eval_plan.data_path(FIGURE_SPLIT, eval_plan.pick_scale(config, "fig10")),
     output:
-        **figure_outputs("fig10"),
-    params:
-        models=words(REPORT["fig10_models"]),
-        scale=pick_scales([32])[0],
-        split=figure_split(),
+        png=report(
+            f"{FIGURES}/fig10.png", caption="../report/fig10.rst", category="Figures"
+        ),
+        pdf=f"{FIGURES}/fig10.pdf",
     log:
         f"{LOGS}/report/fig10.log",
     benchmark:
         f"{BENCH}/report/fig10.tsv"
+    conda:
+        ENV_REPORT
+    params:
+        models=words(REPORT["fig10_models"]),
+        scale=eval_plan.pick_scale(config, "fig10"),
+        split=FIGURE_SPLIT,
     shell:
         "python -m fesr.report.figures_fields fig10 --models {params.models}"
         " --scales {params.scale} --split {params.split}"

@@ -1,1 +1,1 @@
-"""Evaluation: predictions on the HR node grids, per-sample metrics, complexity, FE cost baselines."""
+"""Evaluation: HR-grid predictions, per-sample metrics, complexity, FE cost baselines."""

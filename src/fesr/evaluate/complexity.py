@@ -23,9 +23,16 @@ from fesr.evaluate.predict import resolve_device
 from fesr.models.base import hr_size
 
 COLUMNS = [
-    "method", "scale", "params", "flops_encode", "flops_full", "flops_per_query", "hr_nodes",
-    "seconds", "peak_mb",
-]  # fmt: skip
+    "method",
+    "scale",
+    "params",
+    "flops_encode",
+    "flops_full",
+    "flops_per_query",
+    "hr_nodes",
+    "seconds",
+    "peak_mb",
+]
 
 
 def count_flops(fn) -> int:
@@ -34,8 +41,9 @@ def count_flops(fn) -> int:
     return int(counter.get_total_flops())
 
 
-def model_complexity(model_name, checkpoint, lr_path, coef_path, scales, predictions,
-                     chunk=65536, device="auto") -> pd.DataFrame:  # fmt: skip
+def model_complexity(
+    model_name, checkpoint, lr_path, coef_path, scales, predictions, chunk=65536, device="auto"
+) -> pd.DataFrame:
     from fesr.checkpoint import load_model
     from fesr.data.conditioning import make_inputs
 
@@ -53,14 +61,20 @@ def model_complexity(model_name, checkpoint, lr_path, coef_path, scales, predict
     finally:
         lr_ds.close()
         coef_ds.close()
-    inputs = make_inputs(lr[None, None].to(dev), coef[None, None].to(dev),
-                         model.uses_coefficient, ckpt.get("contrast"))  # fmt: skip
+    inputs = make_inputs(
+        lr[None, None].to(dev),
+        coef[None, None].to(dev),
+        model.uses_coefficient,
+        ckpt.get("contrast"),
+    )
     timing = {}
     for path in predictions:
         ds = open_fields(path, ("seconds", "peak_mb"), what="prediction file")
         try:
-            timing[int(ds.attrs["alpha"])] = (float(np.mean(ds["seconds"].values)),
-                                              float(np.mean(ds["peak_mb"].values)))  # fmt: skip
+            timing[int(ds.attrs["alpha"])] = (
+                float(np.mean(ds["seconds"].values)),
+                float(np.mean(ds["peak_mb"].values)),
+            )
         finally:
             ds.close()
     with torch.no_grad():
@@ -75,10 +89,19 @@ def model_complexity(model_name, checkpoint, lr_path, coef_path, scales, predict
             nodes = (hr_size(n, alpha) + 1) ** 2
             per_query = (full - flops_encode) / nodes if np.isfinite(flops_encode) else np.nan
             sec, peak = timing.get(int(alpha), (np.nan, np.nan))
-            rows.append({"method": model_name, "scale": int(alpha), "params": params,
-                         "flops_encode": flops_encode, "flops_full": full,
-                         "flops_per_query": per_query, "hr_nodes": nodes, "seconds": sec,
-                         "peak_mb": peak})  # fmt: skip
+            rows.append(
+                {
+                    "method": model_name,
+                    "scale": int(alpha),
+                    "params": params,
+                    "flops_encode": flops_encode,
+                    "flops_full": full,
+                    "flops_per_query": per_query,
+                    "hr_nodes": nodes,
+                    "seconds": sec,
+                    "peak_mb": peak,
+                }
+            )
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -96,8 +119,9 @@ def main(argv=None) -> None:
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
     torch.set_num_threads(max(1, a.threads))
-    df = model_complexity(a.model, a.checkpoint, a.lr_data, a.coefficient, a.scales,
-                          a.predictions, a.chunk, a.device)  # fmt: skip
+    df = model_complexity(
+        a.model, a.checkpoint, a.lr_data, a.coefficient, a.scales, a.predictions, a.chunk, a.device
+    )
     write_csv_atomic(df, a.out)
 
 

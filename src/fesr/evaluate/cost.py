@@ -2,7 +2,7 @@
 and interpolate up (Q1 = bilinear interpolation, exact prolongation on nested meshes).
 
 ``python -m fesr.evaluate.cost --split test_random --scale 8 --reference .../u_x8.nc
---coarse .../u_x1.nc .../u_x2.nc .../u_x4.nc --u-scale-from <prediction or checkpoint-normalised file>
+--coarse .../u_x1.nc .../u_x2.nc .../u_x4.nc --u-scale-from PREDICTION.nc
 --out results/metrics/fe_baselines/test_random/x8.csv``
 
 Rows: one per sample and approach. ``approach`` is ``fe_direct`` (error 0 by definition, time =
@@ -25,13 +25,23 @@ from fesr.evaluate.io import open_fields, read_sample, write_csv_atomic
 from fesr.evaluate.metrics import field_metrics
 
 COLUMNS = [
-    "approach", "split", "scale", "source_scale", "sample", "mse", "mae", "psnr", "ssim", "rel_l2",
-    "rel_energy", "seconds",
-]  # fmt: skip
+    "approach",
+    "split",
+    "scale",
+    "source_scale",
+    "sample",
+    "mse",
+    "mae",
+    "psnr",
+    "ssim",
+    "rel_l2",
+    "rel_energy",
+    "seconds",
+]
 
 
 def interpolate_nodal(coarse: np.ndarray, m: int) -> np.ndarray:
-    """Q1 (bilinear) interpolant of a nodal field (n+1, n+1) evaluated at the nodes of an m x m mesh."""
+    """Q1 (bilinear) interpolant of a nodal field (n+1, n+1) at the nodes of an m x m mesh."""
     field = torch.as_tensor(coarse, dtype=torch.float64)[None, None]
     coords = node_coords(m, dtype=torch.float64)[None]
     return sample_nodal(field, coords, mode="bilinear")[0, :, 0].reshape(m + 1, m + 1).numpy()
@@ -40,7 +50,9 @@ def interpolate_nodal(coarse: np.ndarray, m: int) -> np.ndarray:
 def scale_of(path) -> int:
     match = re.search(r"u_x(\d+)\.nc$", str(path))
     if not match:
-        raise ValueError(f"cannot read the scale from file name '{path}'; expected .../u_x{{alpha}}.nc")
+        raise ValueError(
+            f"cannot read the scale from file name '{path}'; expected .../u_x{{alpha}}.nc"
+        )
     return int(match.group(1))
 
 
@@ -58,28 +70,54 @@ def read_u_scale(path) -> float:
 
 def fe_baselines(split, scale, reference, coarse_paths, u_scale) -> pd.DataFrame:
     ref_ds = open_fields(reference, ("u", "solve_time"), what="reference data file")
-    coarse = {scale_of(p): open_fields(p, ("u", "solve_time"), what="coarse data file")
-              for p in coarse_paths}  # fmt: skip
+    coarse = {
+        scale_of(p): open_fields(p, ("u", "solve_time"), what="coarse data file")
+        for p in coarse_paths
+    }
     try:
         m = ref_ds.sizes["x"] - 1
         rows = []
         ref_time = ref_ds["solve_time"].values
         for k in tqdm(range(ref_ds.sizes["sample"]), desc=f"FE baselines {split} x{scale}"):
             ref = read_sample(ref_ds, k) / u_scale
-            zero = {"mse": 0.0, "mae": 0.0, "psnr": float("inf"), "ssim": 1.0, "rel_l2": 0.0,
-                    "rel_energy": 0.0}  # fmt: skip
-            rows.append({"approach": "fe_direct", "split": split, "scale": scale,
-                         "source_scale": scale, "sample": k, **zero,
-                         "seconds": float(ref_time[k])})  # fmt: skip
+            zero = {
+                "mse": 0.0,
+                "mae": 0.0,
+                "psnr": float("inf"),
+                "ssim": 1.0,
+                "rel_l2": 0.0,
+                "rel_energy": 0.0,
+            }
+            rows.append(
+                {
+                    "approach": "fe_direct",
+                    "split": split,
+                    "scale": scale,
+                    "source_scale": scale,
+                    "sample": k,
+                    **zero,
+                    "seconds": float(ref_time[k]),
+                }
+            )
             for a, ds in sorted(coarse.items()):
                 if a >= scale:
                     continue
                 if ds.sizes["sample"] != ref_ds.sizes["sample"]:
-                    raise ValueError(f"'{ds.encoding.get('source')}' and '{reference}' differ in samples")
+                    raise ValueError(
+                        f"'{ds.encoding.get('source')}' and '{reference}' differ in samples"
+                    )
                 up = interpolate_nodal(read_sample(ds, k) / u_scale, m)
-                rows.append({"approach": f"fe_x{a}_interp", "split": split, "scale": scale,
-                             "source_scale": a, "sample": k, **field_metrics(up, ref),
-                             "seconds": float(ds["solve_time"].values[k])})  # fmt: skip
+                rows.append(
+                    {
+                        "approach": f"fe_x{a}_interp",
+                        "split": split,
+                        "scale": scale,
+                        "source_scale": a,
+                        "sample": k,
+                        **field_metrics(up, ref),
+                        "seconds": float(ds["solve_time"].values[k]),
+                    }
+                )
     finally:
         ref_ds.close()
         for ds in coarse.values():

@@ -18,7 +18,7 @@ class FieldFileError(ValueError):
 
 
 def open_fields(path, variables=("u",), what: str = "field file") -> xr.Dataset:
-    """Open a NetCDF file lazily; raise FieldFileError naming it when missing, corrupt or incomplete."""
+    """Open a NetCDF file lazily; FieldFileError naming it when missing, corrupt or incomplete."""
     path = Path(path)
     if not path.is_file():
         raise FieldFileError(f"{what} '{path}' does not exist")
@@ -36,7 +36,7 @@ def open_fields(path, variables=("u",), what: str = "field file") -> xr.Dataset:
 
 
 def read_sample(ds: xr.Dataset, k: int, var: str = "u") -> np.ndarray:
-    """Sample k of a (sample, y, x) variable as float64, with an error naming the file if it fails."""
+    """Sample k of a (sample, y, x) variable as float64; an error naming the file if it fails."""
     try:
         return np.asarray(ds[var].isel(sample=k).values, dtype=np.float64)
     except Exception as err:

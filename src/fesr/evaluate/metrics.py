@@ -30,13 +30,23 @@ from fesr.evaluate.io import atomic_target, check_same_grid, open_fields, read_s
 PEAK = 1.0
 SSIM_DATA_RANGE = 1.0
 COLUMNS = [
-    "method", "split", "scale", "sample", "mse", "mae", "psnr", "ssim", "rel_l2", "rel_energy",
-    "seconds", "peak_mb",
-]  # fmt: skip
+    "method",
+    "split",
+    "scale",
+    "sample",
+    "mse",
+    "mae",
+    "psnr",
+    "ssim",
+    "rel_l2",
+    "rel_energy",
+    "seconds",
+    "peak_mb",
+]
 
 
 def q1_seminorm_sq(v: np.ndarray) -> float:
-    """|v|_1^2 = int |grad v|^2 of the Q1 interpolant of nodal values v (m+1, m+1) on a uniform mesh.
+    """|v|_1^2 = int |grad v|^2 of the Q1 interpolant of nodal values v (m+1, m+1), uniform mesh.
 
     On one square with corner values a (0,0), b (1,0), c (1,1), d (0,1), d/dx v is linear in y
     between p = b - a and q = c - d, so int (d/dx v)^2 = (p^2 + pq + q^2) / 3, independent of h
@@ -87,8 +97,15 @@ def prediction_metrics(pred_path, ref_path, method: str, split: str, scale: int)
         for k in tqdm(range(pred_ds.sizes["sample"]), desc=f"metrics {method} {split} x{scale}"):
             m = field_metrics(read_sample(pred_ds, k) / u_scale, read_sample(ref_ds, k) / u_scale)
             rows.append(
-                {"method": method, "split": split, "scale": int(scale), "sample": k, **m,
-                 "seconds": float(seconds[k]), "peak_mb": float(peak[k])}  # fmt: skip
+                {
+                    "method": method,
+                    "split": split,
+                    "scale": int(scale),
+                    "sample": k,
+                    **m,
+                    "seconds": float(seconds[k]),
+                    "peak_mb": float(peak[k]),
+                }
             )
     finally:
         pred_ds.close()

@@ -44,7 +44,9 @@ def create_output(path, m: int, samples: np.ndarray, attrs: dict) -> netCDF4.Dat
     nc.createDimension("sample", len(samples))
     nc.createDimension("y", m + 1)
     nc.createDimension("x", m + 1)
-    s = nc.createVariable("sample", samples.dtype if samples.dtype.kind in "iu" else "i8", ("sample",))
+    s = nc.createVariable(
+        "sample", samples.dtype if samples.dtype.kind in "iu" else "i8", ("sample",)
+    )
     s[:] = samples
     for name in ("y", "x"):
         v = nc.createVariable(name, "f8", (name,))
@@ -55,16 +57,19 @@ def create_output(path, m: int, samples: np.ndarray, attrs: dict) -> netCDF4.Dat
         "u", "f4", ("sample", "y", "x"), zlib=True, complevel=1, chunksizes=(1, m + 1, m + 1)
     )
     u.long_name = "predicted solution at the HR nodes (physical units)"
-    for name, doc in (("seconds", "inference wall time per sample [s]"),
-                      ("peak_mb", "peak inference memory per sample [MiB]")):  # fmt: skip
+    for name, doc in (
+        ("seconds", "inference wall time per sample [s]"),
+        ("peak_mb", "peak inference memory per sample [MiB]"),
+    ):
         v = nc.createVariable(name, "f8", ("sample",))
         v.long_name = doc
     nc.setncatts({k: (str(v) if isinstance(v, bool | type(None)) else v) for k, v in attrs.items()})
     return nc
 
 
-def predict_split(model_name, checkpoint, lr_path, coef_path, alpha, out, chunk=65536,
-                  device="auto", seed=0) -> None:  # fmt: skip
+def predict_split(
+    model_name, checkpoint, lr_path, coef_path, alpha, out, chunk=65536, device="auto", seed=0
+) -> None:
     from fesr.checkpoint import load_model
     from fesr.data.conditioning import make_inputs
 
@@ -85,14 +90,24 @@ def predict_split(model_name, checkpoint, lr_path, coef_path, alpha, out, chunk=
             )
         n = lr_ds.sizes["x"] - 1
         m = hr_size(n, alpha)
-        samples = np.asarray(lr_ds["sample"].values) if "sample" in lr_ds.coords else np.arange(nsamp)
+        samples = (
+            np.asarray(lr_ds["sample"].values) if "sample" in lr_ds.coords else np.arange(nsamp)
+        )
         attrs = {
-            "model": model_name, "method": getattr(model, "method", "?"),
-            "checkpoint": str(checkpoint), "alpha": int(alpha), "lr_n": int(n), "n": int(m),
-            "u_scale": u_scale, "lr_data": str(lr_path), "coefficient": str(coef_path),
-            "device": str(dev), "torch_version": torch.__version__, "chunk": int(chunk),
+            "model": model_name,
+            "method": getattr(model, "method", "?"),
+            "checkpoint": str(checkpoint),
+            "alpha": int(alpha),
+            "lr_n": int(n),
+            "n": int(m),
+            "u_scale": u_scale,
+            "lr_data": str(lr_path),
+            "coefficient": str(coef_path),
+            "device": str(dev),
+            "torch_version": torch.__version__,
+            "chunk": int(chunk),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        }  # fmt: skip
+        }
         tmp = atomic_target(out)
         nc = create_output(tmp, m, samples, attrs)
         done = False
@@ -101,9 +116,11 @@ def predict_split(model_name, checkpoint, lr_path, coef_path, alpha, out, chunk=
                 lr = torch.as_tensor(read_sample(lr_ds, k) / u_scale, dtype=torch.float32)
                 coef = torch.as_tensor(read_sample(coef_ds, k, "A"), dtype=torch.float32)
                 inputs = make_inputs(
-                    lr[None, None].to(dev), coef[None, None].to(dev),
-                    model.uses_coefficient, contrast,
-                )  # fmt: skip
+                    lr[None, None].to(dev),
+                    coef[None, None].to(dev),
+                    model.uses_coefficient,
+                    contrast,
+                )
                 torch.manual_seed(seed * 100003 + k)  # stochastic samplers (IDM) reproducible
                 with torch.no_grad(), PeakMemory(dev) as pm:
                     _sync(dev)
@@ -146,8 +163,9 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
     torch.set_num_threads(max(1, a.threads))
-    predict_split(a.model, a.checkpoint, a.lr_data, a.coefficient, a.alpha, a.out, a.chunk,
-                  a.device, a.seed)  # fmt: skip
+    predict_split(
+        a.model, a.checkpoint, a.lr_data, a.coefficient, a.alpha, a.out, a.chunk, a.device, a.seed
+    )
 
 
 if __name__ == "__main__":

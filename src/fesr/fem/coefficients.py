@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from fesr.coords import cell_centre_positions
 from fesr.fem.plan import DETERMINISTIC_MAPS
+from fesr.fem.positions import cell_centre_positions
 
 SPLIT_IDS = {"train": 0, "val": 1, "test_random": 2, "test_deterministic": 3}
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import netCDF4
 import numpy as np
 
-from fesr.coords import cell_centre_positions, node_positions
+from fesr.fem.positions import cell_centre_positions, node_positions
 
 COMPRESSION = {"zlib": True, "complevel": 4, "shuffle": True}
 REPO = Path(__file__).resolve().parents[3]
@@ -77,6 +77,9 @@ def atomic_dataset(path: str | os.PathLike):
     """Open a netCDF4 Dataset at a temporary name; rename it to path only on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Leftovers of a killed writer of this file (Snakemake runs one writer per output).
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     ds = netCDF4.Dataset(tmp, "w", format="NETCDF4")
     try:
@@ -164,6 +167,7 @@ def write_coefficients(path, maps, samples, E: int, attrs: dict, names=None) -> 
 def read_coefficients(path, samples) -> tuple[np.ndarray, dict]:
     """The maps of the given global sample indices, and the file's attributes."""
     with netCDF4.Dataset(path) as ds:
+        ds.set_auto_mask(False)
         stored = ds["sample"][:]
         pos = {int(s): k for k, s in enumerate(stored)}
         missing = [s for s in samples if s not in pos]
@@ -182,6 +186,8 @@ def merge_shards(shards, path) -> None:
     if not shards:
         raise ValueError("merge needs at least one shard")
     handles = [netCDF4.Dataset(s) for s in shards]
+    for h in handles:
+        h.set_auto_mask(False)
     try:
         samples = np.concatenate([np.asarray(h["sample"][:]) for h in handles])
         if not np.array_equal(samples, np.arange(len(samples))):

@@ -95,7 +95,7 @@ def run_solve(settings: dict, alpha: int, shard: int, coefficients: str, output:
             f"{coefficients} was made with E={cattrs['E']}, seed={cattrs['seed']}; "
             f"this job has E={E}, seed={settings['seed']}: rebuild it"
         )
-    decompose = n >= int(settings["mpi"]["decompose_min_n"])
+    decompose = n >= int(settings["decompose_min_n"])
     options = {
         "source": float(physics["source"]),
         "rtol": float(solver_cfg["rtol"]),

@@ -40,6 +40,10 @@ def solve_many(
 
     from mpi4py import MPI
 
+    # Initialising PETSc is collective over COMM_WORLD: do it on every rank before any rank
+    # builds a solver alone.
+    from fesr.fem import compat  # noqa: F401
+
     # Build the per-rank solvers one rank at a time: the first one fills the form JIT cache,
     # so ranks never compile the same module concurrently.
     solver = None

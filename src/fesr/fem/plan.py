@@ -6,6 +6,7 @@ the config that a data job needs (passed to ``python -m fesr.fem.generate`` as J
 
 from __future__ import annotations
 
+import json
 import math
 
 DETERMINISTIC_MAPS = (
@@ -53,18 +54,28 @@ def shard_samples(split_cfg: dict, shard: int) -> range:
     return range(shard * per, min((shard + 1) * per, size))
 
 
-def data_settings(config: dict, split: str) -> dict:
-    """What a data job of one split needs from the config (its change re-runs the jobs)."""
+def coefficient_settings(config: dict, split: str) -> dict:
+    """What the coefficient job of a split needs; Snakemake re-runs it when this changes."""
     if split not in config["splits"]:
         raise ValueError(f"unknown split {split!r}; the config has {sorted(config['splits'])}")
+    split_cfg = config["splits"][split]
     return {
         "split": split,
         "seed": config["seed"],
         "physics": config["physics"],
+        "split_config": {k: split_cfg[k] for k in ("kind", "samples", "maps") if k in split_cfg},
+    }
+
+
+def data_settings(config: dict, split: str) -> dict:
+    """What a solve job of a split needs. Leaves out what cannot change the data (the rank
+    count, the split's other scales), so that changing those re-runs nothing."""
+    settings = coefficient_settings(config, split)
+    settings["split_config"]["shard_size"] = shard_size(config["splits"][split])
+    return settings | {
         "lr_n": config["lr_n"],
         "solver": config["solver"],
-        "mpi": config["mpi"],
-        "split_config": config["splits"][split],
+        "decompose_min_n": config["mpi"]["decompose_min_n"],
     }
 
 
@@ -87,3 +98,13 @@ def dataset_files(config: dict) -> list[str]:
         files.append(coefficient_path(split))
         files += [field_path(split, a) for a in split_cfg["scales"]]
     return files
+
+
+def shard_files(config: dict, split: str, alpha) -> list[str]:
+    """The shard files that make up u_x{alpha}.nc of a split."""
+    return [shard_path(split, alpha, k) for k in range(num_shards(config["splits"][split]))]
+
+
+def as_json(settings: dict) -> str:
+    """Canonical JSON of settings (a stable Snakemake param)."""
+    return json.dumps(settings, sort_keys=True)

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.sparse as sp
 
 from fesr.fem.coefficients import check_E
 
@@ -41,23 +40,17 @@ def mesh_size(alpha, lr_n: int = 32) -> int:
     return int(lr_n) * check_alpha(alpha)
 
 
-def projection_matrix(n: int, E: int) -> sp.csr_matrix:
+def projection_matrix(n: int, E: int) -> np.ndarray:
     """P (n x E): P[k, m] = fraction of mesh interval k covered by coefficient interval m.
 
-    Cellwise L2 projection of an E x E map onto an n x n mesh is ``P @ A @ P.T``: the exact
+    The cellwise L2 projection of an E x E map onto an n x n mesh is ``P @ A @ P.T``: the exact
     cell value when n >= E, the mean over the covered cells when n < E. Overlaps are integers in
     units of 1 / (n E), so the weights are exact.
     """
-    rows, cols, vals = [], [], []
-    for k in range(n):
-        lo, hi = k * E, (k + 1) * E  # mesh interval k in units of 1/(nE)
-        for m in range(lo // n, min((hi - 1) // n + 1, E)):
-            overlap = min(hi, (m + 1) * n) - max(lo, m * n)
-            if overlap > 0:
-                rows.append(k)
-                cols.append(m)
-                vals.append(overlap / E)
-    return sp.csr_matrix((vals, (rows, cols)), shape=(n, E))
+    k = np.arange(n)[:, None]
+    m = np.arange(E)[None, :]
+    overlap = np.minimum((k + 1) * E, (m + 1) * n) - np.maximum(k * E, m * n)
+    return np.clip(overlap, 0, None) / E
 
 
 def project_coefficient(A: np.ndarray, n: int) -> np.ndarray:
@@ -68,8 +61,14 @@ def project_coefficient(A: np.ndarray, n: int) -> np.ndarray:
     E = check_E(A.shape[0])
     if not np.all(np.isfinite(A)) or A.min() <= 0:
         raise ValueError("coefficient values must be finite and > 0")
+    if n % E == 0:  # every mesh cell inside one coefficient cell
+        r = n // E
+        return np.repeat(np.repeat(A, r, axis=0), r, axis=1)
+    if E % n == 0:  # every mesh cell covers r x r whole coefficient cells
+        r = E // n
+        return A.reshape(n, r, n, r).mean(axis=(1, 3))
     P = projection_matrix(n, E)
-    return np.asarray(P @ (P @ A).T).T
+    return P @ A @ P.T
 
 
 @dataclass
@@ -100,12 +99,14 @@ class Q1Solver:
         pc_type: str = "hypre",
         coefficient_family: str = "DG",
     ):
+        # isort: off
+        from fesr.fem import compat  # first: it fixes the HDF5 load order
         import dolfinx.fem
         import dolfinx.mesh
         import ufl
         from petsc4py import PETSc
 
-        from fesr.fem import compat
+        # isort: on
 
         if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
             raise ValueError(f"mesh size n must be a positive integer, got {n!r}")

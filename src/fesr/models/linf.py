@@ -71,7 +71,11 @@ class LINF(SRModel):
         self.frequency = nn.Conv2d(C, 2 * K, 3, padding=1)
         self.phase = nn.Linear(2, K, bias=False)
         self.flow = ConditionalFlow(dim=patch * patch, layers=int(cfg.get("flow_layers", 10)))
-        self.cond_net = MLP(4 * 2 * K, hidden, self.flow.cond_dim)
+        # MLP(8K -> hidden -> cond) with its first layer split over the cos and sin halves of the
+        # ensemble, so the (Q, 8K) concatenation is never materialised.
+        self.cond_cos = nn.Linear(4 * K, hidden[0])
+        self.cond_sin = nn.Linear(4 * K, hidden[0], bias=False)
+        self.cond_net = MLP(hidden[0], hidden[1:], self.flow.cond_dim)
         self.nll_weight = float(cfg.get("nll_weight", 5e-4))
         self.l1_weight = float(cfg.get("l1_weight", 1.0))
         self.stage1_steps = int(
@@ -96,12 +100,12 @@ class LINF(SRModel):
         amp, fx, fy = gather(state["maps"], nb.index).split([2 * K, K, K], dim=-1)  # (B, Q, 4, .)
         cell_px = cell.clamp(min=self.min_cell) * cell.new_tensor([W / 2.0, H / 2.0])
         rel = (math.pi * nb.rel).unsqueeze(-2)  # (B, Q, 4, 1, 2)
-        arg = torch.addcmul(fx * rel[..., 0], fy, rel[..., 1]) + math.pi * self.phase(
-            cell_px
-        ).unsqueeze(2)
+        phase = math.pi * self.phase(cell_px).unsqueeze(2)  # (B, Q, 1, K)
+        arg = torch.addcmul(fx * rel[..., 0], fy, rel[..., 1]).add_(phase)
         amp = amp * nb.weight.unsqueeze(-1)  # the ensemble weight scales the amplitude
-        ensemble = torch.cat([amp[..., :K] * torch.cos(arg), amp[..., K:] * torch.sin(arg)], dim=-1)
-        return self.cond_net(ensemble.reshape(B, Q, -1))
+        h = self.cond_cos((amp[..., :K] * torch.cos(arg)).reshape(B, Q, -1))
+        h = h + self.cond_sin((amp[..., K:] * torch.sin(arg)).reshape(B, Q, -1))
+        return self.cond_net(F.relu(h, inplace=True))
 
     def query_encoded(self, state, coords, cell, z: torch.Tensor | None = None) -> torch.Tensor:
         """Values (B, Q, 1); ``z`` (B, Q, 1) is the latent (None: zero, the tau = 0 output)."""

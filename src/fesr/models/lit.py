@@ -52,7 +52,7 @@ AGGREGATIONS = ("sum", "concat")
 
 
 def cell_in_pixels(cell: torch.Tensor, H: int, W: int) -> torch.Tensor:
-    """HR cell size (network units, (..., 2) ordered x, y) measured in feature pixels of an H x W map."""
+    """HR cell size (network units, (..., 2) ordered x, y) in feature pixels of an H x W map."""
     return torch.stack([cell[..., 0] * (W / 2.0), cell[..., 1] * (H / 2.0)], dim=-1)
 
 
@@ -68,9 +68,40 @@ class SinusoidalBias(nn.Module):
         self.proj = nn.Linear(4 * n_freq, heads)
 
     def forward(self, rel: torch.Tensor) -> torch.Tensor:
-        """rel (..., 2) in feature pixels -> bias (..., heads)."""
-        angle = (rel.unsqueeze(-1) * self.freqs).flatten(-2)  # (..., 2 * n_freq)
+        """rel (..., 2) in feature pixels -> bias (..., heads). The direct formula."""
+        angle = (rel.unsqueeze(-1) * self.freqs).flatten(-2)  # (..., 2 * n_freq), x then y
         return self.proj(torch.cat([angle.sin(), angle.cos()], dim=-1))
+
+    def window_bias(
+        self, home_rel: torch.Tensor, offsets: torch.Tensor, radius: int
+    ) -> torch.Tensor:
+        """The same bias for a window, from one sin/cos per query instead of one per neighbour.
+
+        The offset to a window cell is ``rel = a - d``, with ``a`` the query's offset from its home
+        cell (B, Q, 2) and ``d`` the integer cell offset in [-radius, radius] ((B, Q, G, 2),
+        ``offsets`` holds d + radius). By sin/cos(f (a - d)) = sin/cos(fa) cos(fd) -/+ ...,
+        the bias of each axis is a linear map of [sin(fa), cos(fa)] with one weight matrix per
+        value of d; the x and y parts add. Exactly ``forward(a - d)`` up to rounding (closer, in
+        fact: the arguments stay small), at a fraction of the cost.
+        """
+        nf, heads = self.freqs.numel(), self.proj.out_features
+        d = torch.arange(-radius, radius + 1, device=home_rel.device, dtype=torch.float64)
+        fd = d[:, None] * self.freqs.to(torch.float64)  # (D, nf)
+        cos_fd, sin_fd = fd.cos().to(home_rel.dtype), fd.sin().to(home_rel.dtype)
+        w = self.proj.weight.view(heads, 2, 2, nf)  # (heads, sin|cos, x|y, nf)
+        angle = home_rel.unsqueeze(-1) * self.freqs  # (B, Q, 2, nf)
+        s, c = angle.sin(), angle.cos()
+        bias = self.proj.bias
+        for axis in range(2):
+            ws, wc = w[:, 0, axis], w[:, 1, axis]  # (heads, nf)
+            m_sin = torch.einsum("hf,df->fdh", ws, cos_fd) + torch.einsum("hf,df->fdh", wc, sin_fd)
+            m_cos = torch.einsum("hf,df->fdh", wc, cos_fd) - torch.einsum("hf,df->fdh", ws, sin_fd)
+            table = torch.einsum("bqf,fdh->bqdh", s[:, :, axis], m_sin) + torch.einsum(
+                "bqf,fdh->bqdh", c[:, :, axis], m_cos
+            )  # (B, Q, D, heads)
+            idx = offsets[..., axis].unsqueeze(-1).expand(-1, -1, -1, heads)
+            bias = bias + torch.gather(table, 2, idx)
+        return bias  # (B, Q, G, heads)
 
 
 @dataclass
@@ -87,7 +118,9 @@ class StageMaps:
 class LITStage(nn.Module):
     """Q/K/V convolutions, the cross-scale local attention block and the decoder: one LIT."""
 
-    def __init__(self, dim: int, heads: int, window: int, hidden, n_freq: int, aggregate: str = "sum"):
+    def __init__(
+        self, dim: int, heads: int, window: int, hidden, n_freq: int, aggregate: str = "sum"
+    ):
         super().__init__()
         if dim % heads:
             raise ValueError(f"dim ({dim}) must be divisible by heads ({heads})")
@@ -113,6 +146,13 @@ class LITStage(nn.Module):
             W=W,
         )
 
+    def window_bias(self, nb) -> torch.Tensor:
+        """Relative positional bias (B, Q, G, heads) of the window's cells."""
+        r = self.window // 2
+        home = nb.rel[:, :, nb.rel.shape[2] // 2]  # the centre cell is the query's own cell
+        offsets = (home.unsqueeze(2) - nb.rel).round().long() + r  # integer cell offsets + r
+        return self.pos_bias.window_bias(home, offsets, r)
+
     def forward(self, maps: StageMaps, coords: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         """The residual I_r (B, Q, 1) at coords (B, Q, 2)."""
         B, Q, _ = coords.shape
@@ -121,7 +161,7 @@ class LITStage(nn.Module):
         q = sample_cells(maps.q, coords, "bilinear").view(B, Q, h, d)
         k = gather(maps.k, nb.index).view(B, Q, -1, h, d)  # (B, Q, G, h, d)
         v = gather(maps.v, nb.index).view(B, Q, -1, h, d)
-        logits = torch.einsum("bqhd,bqghd->bqgh", q, k) / math.sqrt(d) + self.pos_bias(nb.rel)
+        logits = torch.einsum("bqhd,bqghd->bqgh", q, k) / math.sqrt(d) + self.window_bias(nb)
         attn = logits.softmax(dim=2)  # over the window positions
         if self.aggregate == "sum":
             z = torch.einsum("bqgh,bqghd->bqhd", attn, v).reshape(B, Q, self.dim)
@@ -156,4 +196,6 @@ class LIT(SRModel):
         return {"lr": inputs["lr"], "maps": self.stage.prepare(feat)}
 
     def query_encoded(self, state, coords: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
-        return self.stage(state["maps"], coords, cell) + sample_nodal(state["lr"], coords, "bilinear")
+        return self.stage(state["maps"], coords, cell) + sample_nodal(
+            state["lr"], coords, "bilinear"
+        )

@@ -53,7 +53,9 @@ class LTE(SRModel):
 
     def encode(self, inputs: dict):
         feat = self.encoder(inputs["image"])
-        maps = torch.cat([self.amplitude(feat), self.frequency(feat)], dim=1)
+        freq = self.frequency(feat)  # channels (fx_1, fy_1, fx_2, fy_2, ...), LTE's layout
+        # stored as [amplitude, all fx, all fy] so a query needs no (Q, K, 2) tensor
+        maps = torch.cat([self.amplitude(feat), freq[:, 0::2], freq[:, 1::2]], dim=1)
         return {"flat": flatten_map(maps), "size": tuple(feat.shape[-2:]), "lr": inputs["lr"]}
 
     def query_encoded(self, state, coords: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
@@ -65,9 +67,9 @@ class LTE(SRModel):
         phase = self.phase(rel_cell)  # (B, Q, K)
         out = sample_nodal(state["lr"], coords, "bilinear")
         for k in range(4):
-            amp, freq = gather(state["flat"], nb.index[..., k]).split(2 * K, dim=-1)
-            freq = freq.unflatten(-1, (K, 2))  # K pairs (fx, fy)
-            arg = math.pi * ((freq * rel[:, :, k].unsqueeze(-2)).sum(-1) + phase)
+            amp, fx, fy = gather(state["flat"], nb.index[..., k]).split([2 * K, K, K], dim=-1)
+            arg = torch.addcmul(phase, fx, rel[:, :, k, :1])
+            arg = torch.addcmul(arg, fy, rel[:, :, k, 1:]).mul_(math.pi)
             pred = self.imnet(amp * torch.cat([torch.cos(arg), torch.sin(arg)], dim=-1))
             out = out + pred * nb.weight[..., k : k + 1]
         return out

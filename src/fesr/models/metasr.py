@@ -10,6 +10,11 @@ Choices: Meta-SR projects the top-left corner of an HR *pixel* (``coord - cell /
 pixel; our HR grid is nodal, so the node itself is projected. The offset is measured from the
 cell's lower corner in feature pixels, in [0, 1) (Meta-SR's ``i/r - floor(i/r)``), and 1/scale is
 the cell size in feature pixels (LIIF's ``r_rev``).
+
+Cost: the prediction is ``f . (W h + b)`` with (W, b) the weight MLP's last layer and h its
+last hidden vector, which equals ``h . (W^T f) + b . f``. ``encode`` computes ``W^T f`` and
+``b . f`` once per feature cell, so a query costs a dot product of hidden size instead of a
+(hidden x 9C) matrix product and a 9C-long gather: the same function, the same parameters.
 """
 
 from __future__ import annotations
@@ -34,13 +39,19 @@ class MetaSR(SRModel):
 
     def encode(self, inputs: dict):
         feat = self.encoder(inputs["image"])
-        return {"flat": flatten_map(unfold3x3(feat)), "size": tuple(feat.shape[-2:])}
+        flat = flatten_map(unfold3x3(feat))  # (B, HW, 9C)
+        last = self.weight_net[-1]
+        # per cell: W^T f (B, HW, h) and b . f (B, HW, 1), so that f . (W h + b) = [h, 1] . that
+        proj = torch.cat([flat @ last.weight, (flat @ last.bias).unsqueeze(-1)], dim=-1)
+        return {"proj": proj, "size": tuple(feat.shape[-2:])}
 
     def query_encoded(self, state, coords: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         H, W = state["size"]
         nb = window_neighbours(coords, H, W, 1)  # the containing cell
-        feat = gather(state["flat"], nb.index[..., 0])  # (B, Q, 9C)
         offset = nb.rel[:, :, 0] + 0.5  # from the cell's lower corner, in pixels
         r_rev = cell[..., :1] * (W / 2.0)  # 1 / scale in feature pixels
-        weights = self.weight_net(torch.cat([offset, r_rev], dim=-1))  # (B, Q, 9C)
-        return (weights * feat).sum(-1, keepdim=True)
+        h = torch.cat([offset, r_rev], dim=-1)
+        for layer in list(self.weight_net)[:-1]:
+            h = layer(h)
+        h = torch.cat([h, torch.ones_like(h[..., :1])], dim=-1)
+        return (h * gather(state["proj"], nb.index[..., 0])).sum(-1, keepdim=True)

@@ -11,7 +11,8 @@ Pipeline for a query point c (network coordinates, (x, y) in [-1, 1]) with HR ce
    encoding (``pe``) of the offset rel = c - centre (eq. 8's phi(s(r, c) - c), up to its sign, which
    a learned map absorbs). The attention output and the cell go through the branch MLP f_LR.
 3. Fine branch (eq. 9, ``multi_scale: true``): U(J) = PixelShuffle(r)(Conv3x3(J -> r^2 C)), an
-   rE x rE cell-centred map, r = ``pixel_shuffle``; the same attention with its own weights gives F_HR.
+   rE x rE cell-centred map, r = ``pixel_shuffle``; the same attention with its own weights
+   gives F_HR.
 4. ``F = F_LR + F_HR`` (F_LR alone when single-scale), decoded by ``MLP`` (GELU, hidden[1:], 1).
 5. Output = bilinear skip (Q1 interpolant of the LR nodal field, ``sample_nodal``; Fig. 2 sums the
    regressions "with the sampled LR pixels") + decoded residual.
@@ -22,10 +23,11 @@ minimise 1 - SCS (``fesr.models.scs``). SCS is logged in both cases.
 
 Choices the paper leaves open (and why):
 
-* Neighbourhood: a ``window`` x ``window`` grid (default 3) centred on the query's cell, not LIIF's 4
-  neighbours: the offsets reach 1.5 pixels, so a cell leaves the window only at 1.5 pixels, where
-  a learned (Gabor: Gaussian-enveloped) bias can already make its weight small, and "expand the
-  local feature aggregation" (III.C) is served. Border cells are clamped (repeated), rel stays true.
+* Neighbourhood: a ``window`` x ``window`` grid (default 3) centred on the query's cell, not
+  LIIF's 4 neighbours: offsets reach 1.5 pixels, so a cell leaves the window only at 1.5 pixels,
+  where a learned (Gabor: Gaussian-enveloped) bias can already make its weight small; and III.C
+  asks to "expand the local feature aggregation". Border cells are clamped (repeated), rel stays
+  the true offset to the clamped cell.
 * Q, K, V are 1x1 convolutions (eq. 8's linear W_Q, W_K, W_V): spatial context comes from the
   encoder, and for the fine branch from the 3x3 expansion conv before the pixel shuffle.
 * Encodings see rel and the cell in units of half the window (window / 2 pixels), so the window
@@ -63,19 +65,57 @@ from fesr.models.registry import register
 from fesr.models.scs import stochastic_cosine_similarity
 
 # Keys of the resolved config this method reads, and those every resolved config carries.
-OWN_KEYS = {"encoder", "dim", "heads", "hidden", "pe", "pe_dim", "window", "multi_scale", "scs",
-            "coefficient", "omega0", "s0", "pixel_shuffle", "scs_draws", "scs_group",
-            "exact_boundary", "cell_clip"}
-COMMON_KEYS = {"encoder_cfg", "in_channels", "train_scales", "scs_lambda", "iterations", "lr_n",
-               "E", "name", "method", "seed", "device"}
+OWN_KEYS = {
+    "encoder",
+    "dim",
+    "heads",
+    "hidden",
+    "pe",
+    "pe_dim",
+    "window",
+    "multi_scale",
+    "scs",
+    "coefficient",
+    "omega0",
+    "s0",
+    "pixel_shuffle",
+    "scs_draws",
+    "scs_group",
+    "exact_boundary",
+    "cell_clip",
+}
+COMMON_KEYS = {
+    "encoder_cfg",
+    "in_channels",
+    "train_scales",
+    "scs_lambda",
+    "iterations",
+    "lr_n",
+    "E",
+    "name",
+    "method",
+    "seed",
+    "device",
+}
 SCS_SEED = 20240229  # base seed of the per-step SCS group draws
+INNER_CHUNK = 8192  # queries per pass at inference, whatever chunk predict() is given
 
 
 class LocalAttentionBranch(nn.Module):
     """One feature-sampling branch: local attention over a cell-centred map, then the branch MLP."""
 
-    def __init__(self, in_dim: int, dim: int, heads: int, out_dim: int, pe: str, pe_dim: int,
-                 window: int, omega0: float, s0: float):
+    def __init__(
+        self,
+        in_dim: int,
+        dim: int,
+        heads: int,
+        out_dim: int,
+        pe: str,
+        pe_dim: int,
+        window: int,
+        omega0: float,
+        s0: float,
+    ):
         super().__init__()
         self.dim, self.heads, self.window = dim, heads, window
         self.half = window / 2.0  # encodings see offsets in units of half the window
@@ -98,9 +138,10 @@ class LocalAttentionBranch(nn.Module):
         key, val = gather(st["kv"], nb.index).view(B, Q, k, 2, h, d).unbind(3)
         cell_px = torch.stack([cell[..., 0] * (W / 2.0), cell[..., 1] * (H / 2.0)], dim=-1)
         pos = self.pe(nb.rel / self.half, (cell_px / self.half).unsqueeze(2))  # (B, Q, k, P)
-        logits = torch.einsum("bqhd,bqkhd->bqhk", q, key) * d**-0.5
-        logits = logits + self.bias(pos).transpose(2, 3)
-        out = torch.einsum("bqhk,bqkhd->bqhd", logits.softmax(dim=-1), val).reshape(B, Q, self.dim)
+        # Broadcast products, not einsum: on the CPU einsum copies K and V into bmm layout.
+        logits = (q.unsqueeze(2) * key).sum(-1) * d**-0.5 + self.bias(pos)  # (B, Q, k, h)
+        attn = logits.softmax(dim=2).unsqueeze(-1)
+        out = (attn * val).sum(2).reshape(B, Q, self.dim)
         return self.mlp(torch.cat([out, cell_px], dim=-1))
 
 
@@ -114,8 +155,16 @@ class NHCSR(SRModel):
         self.encoder = build_encoder(cfg["encoder"], cfg.get("encoder_cfg"), cfg["in_channels"])
         C = self.encoder.out_dim
         hidden = list(cfg["hidden"])
-        branch = dict(dim=cfg["dim"], heads=cfg["heads"], out_dim=hidden[0], pe=cfg["pe"],
-                      pe_dim=cfg["pe_dim"], window=cfg["window"], omega0=cfg["omega0"], s0=cfg["s0"])
+        branch = dict(
+            dim=cfg["dim"],
+            heads=cfg["heads"],
+            out_dim=hidden[0],
+            pe=cfg["pe"],
+            pe_dim=cfg["pe_dim"],
+            window=cfg["window"],
+            omega0=cfg["omega0"],
+            s0=cfg["s0"],
+        )
         self.coarse = LocalAttentionBranch(C, **branch)
         self.multi_scale = cfg["multi_scale"]
         if self.multi_scale:
@@ -135,8 +184,10 @@ class NHCSR(SRModel):
     def encode(self, inputs: dict) -> dict:
         image = inputs["image"]
         if image.dim() != 4 or image.shape[1] != self.in_channels:
-            raise ValueError(f"{self.cfg['name']}: image of shape {tuple(image.shape)}; expected "
-                             f"(B, {self.in_channels}, E, E) (coefficient={self.uses_coefficient})")
+            raise ValueError(
+                f"{self.cfg['name']}: image of shape {tuple(image.shape)}; expected "
+                f"(B, {self.in_channels}, E, E) (coefficient={self.uses_coefficient})"
+            )
         feat = self.encoder(image)
         state = {"lr": inputs["lr"], "coarse": self.coarse.prepare(feat)}
         if self.multi_scale:
@@ -144,6 +195,15 @@ class NHCSR(SRModel):
         return state
 
     def query_encoded(self, state, coords, cell):
+        if torch.is_grad_enabled() or coords.shape[1] <= INNER_CHUNK:
+            return self._query(state, coords, cell)
+        # Inference: sub-chunks keep every per-neighbour temporary small (cache-resident, reused
+        # by the allocator instead of fresh pages per chunk); queries are independent, so the
+        # values are those of one pass.
+        pieces = zip(coords.split(INNER_CHUNK, 1), cell.split(INNER_CHUNK, 1), strict=True)
+        return torch.cat([self._query(state, c, s) for c, s in pieces], dim=1)
+
+    def _query(self, state, coords, cell):
         skip, mask, f_lr, f_hr = self._features(state, coords, cell)
         feats = f_lr if f_hr is None else f_lr + f_hr
         return skip + mask * self.decoder(feats)
@@ -162,16 +222,21 @@ class NHCSR(SRModel):
     # -- Fig. 8: the branches separately -------------------------------------------------------
     @torch.no_grad()
     def predict_branches(self, inputs: dict, alpha: float, chunk: int = 65536) -> dict:
-        """Fields (B, m+1, m+1) on the HR node grid: 'coarse', 'fine', 'full', 'skip' (docstring)."""
+        """Fields (B, m+1, m+1) on the node grid: coarse, fine, full, skip (module docstring)."""
         lr = inputs["lr"]
         B, n = lr.shape[0], lr.shape[-1] - 1
         m = hr_size(n, alpha)
         state = self.encode(inputs)
         coords_all = node_coords(m, device=lr.device, dtype=lr.dtype)
-        names = ["coarse", "fine", "full", "skip"] if self.multi_scale else ["coarse", "full", "skip"]
-        out = {k: torch.empty(B, coords_all.shape[0], device=lr.device, dtype=lr.dtype) for k in names}
-        for start in range(0, coords_all.shape[0], chunk):
-            c = coords_all[start : start + chunk].unsqueeze(0).expand(B, -1, -1)
+        names = (
+            ["coarse", "fine", "full", "skip"] if self.multi_scale else ["coarse", "full", "skip"]
+        )
+        out = {
+            k: torch.empty(B, coords_all.shape[0], device=lr.device, dtype=lr.dtype) for k in names
+        }
+        step = min(chunk, INNER_CHUNK)
+        for start in range(0, coords_all.shape[0], step):
+            c = coords_all[start : start + step].unsqueeze(0).expand(B, -1, -1)
             cell = torch.full_like(c, hr_cell(m))
             skip, mask, f_lr, f_hr = self._features(state, c, cell)
             sl = slice(start, start + c.shape[1])
@@ -203,10 +268,25 @@ def _validated(cfg: dict) -> dict:
     name = cfg.get("name", "nhcsr")
     unknown = set(cfg) - OWN_KEYS - COMMON_KEYS
     if unknown:
-        raise ValueError(f"{name}: unknown nhcsr config keys {sorted(unknown)}; expected some of {sorted(OWN_KEYS)}")
-    out = {"pe": "gabor", "pe_dim": 64, "window": 3, "multi_scale": True, "scs": True,
-           "omega0": 8.0, "s0": 6.0, "pixel_shuffle": 2, "exact_boundary": False, "cell_clip": True,
-           "scs_lambda": 0.1, "train_scales": [2, 4, 8, 16], "lr_n": 32}
+        raise ValueError(
+            f"{name}: unknown nhcsr config keys {sorted(unknown)}; "
+            f"expected some of {sorted(OWN_KEYS)}"
+        )
+    out = {
+        "pe": "gabor",
+        "pe_dim": 64,
+        "window": 3,
+        "multi_scale": True,
+        "scs": True,
+        "omega0": 8.0,
+        "s0": 6.0,
+        "pixel_shuffle": 2,
+        "exact_boundary": False,
+        "cell_clip": True,
+        "scs_lambda": 0.1,
+        "train_scales": [2, 4, 8, 16],
+        "lr_n": 32,
+    }
     out.update(cfg)
     for key in ("encoder", "dim", "heads", "hidden", "in_channels"):
         if key not in out:
@@ -220,7 +300,9 @@ def _validated(cfg: dict) -> dict:
     if not isinstance(out["window"], int) or out["window"] < 1 or out["window"] % 2 == 0:
         raise ValueError(f"{name}: window {out['window']!r}; expected an odd integer >= 1")
     if not isinstance(out["pixel_shuffle"], int) or out["pixel_shuffle"] < 2:
-        raise ValueError(f"{name}: pixel_shuffle {out['pixel_shuffle']!r}; expected an integer >= 2")
+        raise ValueError(
+            f"{name}: pixel_shuffle {out['pixel_shuffle']!r}; expected an integer >= 2"
+        )
     if not out["hidden"]:
         raise ValueError(f"{name}: hidden must list at least one layer width")
     for key in ("scs_draws", "scs_group"):

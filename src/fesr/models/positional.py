@@ -31,7 +31,7 @@ PE_NAMES = ("plain", "sinusoid", "ipe", "lte", "gabor")
 
 def gabor(u: torch.Tensor, v: torch.Tensor, omega0: float, s0: float) -> torch.Tensor:
     """WIRE's real Gabor wavelet cos(omega0 u) exp(-(s0 v)^2); the paper's phi(x) is u = v = x."""
-    return torch.cos(omega0 * u) * torch.exp(-((s0 * v) ** 2))
+    return torch.cos(omega0 * u) * torch.exp(torch.square(v) * (-s0 * s0))
 
 
 class PlainEncoding(nn.Module):
@@ -44,22 +44,31 @@ class PlainEncoding(nn.Module):
 
 
 class GaborLayer(nn.Module):
-    """One real Gabor layer: two learnable linear maps, cosine carrier times Gaussian envelope."""
+    """One real Gabor layer: two learnable linear maps u = W1 x + b1 (carrier) and v = W2 x + b2
+    (envelope), stored as one Linear of twice the width so both cost one matrix product."""
 
     def __init__(self, in_dim: int, out_dim: int, omega0: float, s0: float):
         super().__init__()
-        self.freq = nn.Linear(in_dim, out_dim)
-        self.scale = nn.Linear(in_dim, out_dim)
+        self.linear = nn.Linear(in_dim, 2 * out_dim)
+        with (
+            torch.no_grad()
+        ):  # each half initialised as its own nn.Linear(in_dim, out_dim) would be
+            bound = 1.0 / math.sqrt(in_dim)
+            self.linear.weight.uniform_(-bound, bound)
+            self.linear.bias.uniform_(-bound, bound)
         self.omega0, self.s0 = float(omega0), float(s0)
 
     def forward(self, x):
-        return gabor(self.freq(x), self.scale(x), self.omega0, self.s0)
+        u, v = self.linear(x).chunk(2, dim=-1)
+        return gabor(u, v, self.omega0, self.s0)
 
 
 class GaborEncoding(nn.Module):
     def __init__(self, dim: int, omega0: float, s0: float):
         super().__init__()
-        self.layers = nn.Sequential(GaborLayer(2, dim, omega0, s0), GaborLayer(dim, dim, omega0, s0))
+        self.layers = nn.Sequential(
+            GaborLayer(2, dim, omega0, s0), GaborLayer(dim, dim, omega0, s0)
+        )
         self.out_dim = dim
 
     def forward(self, rel, cell):
@@ -84,7 +93,9 @@ class SineLayer(nn.Module):
 class SinusoidEncoding(nn.Module):
     def __init__(self, dim: int, omega0: float):
         super().__init__()
-        self.layers = nn.Sequential(SineLayer(2, dim, omega0, True), SineLayer(dim, dim, omega0, False))
+        self.layers = nn.Sequential(
+            SineLayer(2, dim, omega0, True), SineLayer(dim, dim, omega0, False)
+        )
         self.out_dim = dim
 
     def forward(self, rel, cell):
@@ -97,7 +108,9 @@ class IntegratedEncoding(nn.Module):
     def __init__(self, dim: int, max_log2: float = 6.0):
         super().__init__()
         n = max(1, dim // 4)
-        self.register_buffer("freqs", math.pi * 2.0 ** torch.linspace(0.0, max_log2, n), persistent=False)
+        self.register_buffer(
+            "freqs", math.pi * 2.0 ** torch.linspace(0.0, max_log2, n), persistent=False
+        )
         self.out_dim = 4 * n
 
     def forward(self, rel, cell):
@@ -110,7 +123,7 @@ class IntegratedEncoding(nn.Module):
 
 
 class LTEEncoding(nn.Module):
-    """cos/sin(pi (<f_j, rel> + phase_j(cell))), f_j learned (init N(0, 3^2)), phase bias-free linear."""
+    """cos/sin(pi (<f_j, rel> + phase_j(cell))): f_j learned (init N(0, 3^2)), phase linear."""
 
     def __init__(self, dim: int):
         super().__init__()
@@ -125,7 +138,7 @@ class LTEEncoding(nn.Module):
 
 
 def build_positional(name: str, dim: int, omega0: float = 8.0, s0: float = 6.0) -> nn.Module:
-    """Encoding ``name`` (one of PE_NAMES) of width about ``dim``; ``.out_dim`` is its exact width."""
+    """Encoding ``name`` (one of PE_NAMES) of width about ``dim``; ``.out_dim`` is exact."""
     if name == "plain":
         return PlainEncoding()
     if name == "sinusoid":

@@ -19,7 +19,9 @@ import torch
 import torch.nn.functional as F
 
 
-def group_cosine_similarity(pred: torch.Tensor, target: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+def group_cosine_similarity(
+    pred: torch.Tensor, target: torch.Tensor, index: torch.Tensor
+) -> torch.Tensor:
     """Mean cosine similarity over given point groups.
 
     pred, target: (B, Q) or (B, Q, 1); index: (B, T, G) point indices into Q. Returns a scalar:
@@ -27,7 +29,9 @@ def group_cosine_similarity(pred: torch.Tensor, target: torch.Tensor, index: tor
     """
     pred, target = _flat(pred), _flat(target)
     if pred.shape != target.shape:
-        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape")
+        raise ValueError(
+            f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape"
+        )
     B, T, G = index.shape
     flat = index.reshape(B, T * G)
     p = torch.gather(pred, 1, flat).view(B, T, G)
@@ -35,8 +39,9 @@ def group_cosine_similarity(pred: torch.Tensor, target: torch.Tensor, index: tor
     return F.cosine_similarity(p, t, dim=-1, eps=1e-8).mean()
 
 
-def draw_groups(B: int, Q: int, draws: int, group: int, generator: torch.Generator | None = None,
-                device=None) -> torch.Tensor:
+def draw_groups(
+    B: int, Q: int, draws: int, group: int, generator: torch.Generator | None = None, device=None
+) -> torch.Tensor:
     """(B, draws, group) random point indices, distinct within each group (group <= Q)."""
     if group > Q:
         raise ValueError(f"SCS group size {group} exceeds the {Q} sampled points")
@@ -44,8 +49,13 @@ def draw_groups(B: int, Q: int, draws: int, group: int, generator: torch.Generat
     return keys.argsort(dim=-1)[..., :group].to(device)
 
 
-def stochastic_cosine_similarity(pred: torch.Tensor, target: torch.Tensor, draws: int, group: int,
-                                 generator: torch.Generator | None = None) -> torch.Tensor:
+def stochastic_cosine_similarity(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    draws: int,
+    group: int,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """SCS of eq. (10): random groups of ``group`` points (at most all Q points), ``draws`` times.
 
     The indices are drawn on the CPU with ``generator`` (so a seeded generator gives the same

@@ -93,7 +93,9 @@ class GalerkinBlock(nn.Module):
     def attend(self, z: torch.Tensor, kv_mean: torch.Tensor) -> torch.Tensor:
         """The block at points z (B, N', width) given the mean of k^T v over the whole point set."""
         B, N, W = z.shape
-        q = F.linear(z, self.qkv.weight[:W], self.qkv.bias[:W]).view(B, N, self.heads, self.head_dim)
+        q = F.linear(z, self.qkv.weight[:W], self.qkv.bias[:W]).view(
+            B, N, self.heads, self.head_dim
+        )
         h = z + torch.einsum("bnhd,bhde->bnhe", q, kv_mean).reshape(B, N, W)
         return h + self.ffn(h)
 
@@ -118,7 +120,12 @@ class SRNO(SRModel):
 
     def encode(self, inputs: dict):
         feat = self.encoder(inputs["image"])
-        return {"lr": inputs["lr"], "flat": flatten_map(feat), "H": feat.shape[-2], "W": feat.shape[-1]}
+        return {
+            "lr": inputs["lr"],
+            "flat": flatten_map(feat),
+            "H": feat.shape[-2],
+            "W": feat.shape[-1],
+        }
 
     def lifted(self, state, coords: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         H, W = state["H"], state["W"]
@@ -153,7 +160,7 @@ class SRNO(SRModel):
 
         def through(c, cell, n_blocks, means):
             z = self.lifted(state, c, cell)
-            for block, kv in zip(self.blocks[:n_blocks], means):
+            for block, kv in zip(self.blocks[:n_blocks], means, strict=True):
                 z = block.attend(z, kv)
             return z
 

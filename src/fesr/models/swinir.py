@@ -110,15 +110,19 @@ class SwinBlock(nn.Module):
         hidden = int(dim * mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
 
-    def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, H: int, W: int, mask: torch.Tensor | None = None):
+        """x (B, H*W, C); ``mask`` from ``shifted_window_mask`` (built here if not given)."""
         B, L, C = x.shape
         ws = self.ws
         shift = self.shift if min(H, W) > ws else 0
         h = self.norm1(x).view(B, H, W, C)
-        mask = None
         if shift:
             h = torch.roll(h, shifts=(-shift, -shift), dims=(1, 2))
-            mask = shifted_window_mask(H, W, ws, shift, x.device).to(x.dtype)
+            if mask is None:
+                mask = shifted_window_mask(H, W, ws, shift, x.device)
+            mask = mask.to(x.dtype)
+        else:
+            mask = None
         h = window_reverse(self.attn(window_partition(h, ws), mask), ws, H, W)
         if shift:
             h = torch.roll(h, shifts=(shift, shift), dims=(1, 2))
@@ -139,10 +143,10 @@ class RSTB(nn.Module):
         )
         self.conv = nn.Conv2d(dim, dim, 3, padding=1)
 
-    def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, H: int, W: int, mask=None) -> torch.Tensor:
         h = x
         for blk in self.blocks:
-            h = blk(h, H, W)
+            h = blk(h, H, W, mask)
         B, L, C = h.shape
         h = self.conv(h.transpose(1, 2).reshape(B, C, H, W)).flatten(2).transpose(1, 2)
         return x + h
@@ -201,8 +205,12 @@ class SwinIREncoder(nn.Module):
         Hp, Wp = H + ph, W + pw
         shallow = self.conv_first(x)
         t = self.embed_norm(shallow.flatten(2).transpose(1, 2))  # (B, Hp*Wp, C)
+        # one mask for every shifted block (all shift by window_size // 2)
+        mask = None
+        if self.window_size // 2 and min(Hp, Wp) > ws:
+            mask = shifted_window_mask(Hp, Wp, ws, ws // 2, x.device)
         for layer in self.layers:
-            t = layer(t, Hp, Wp)
+            t = layer(t, Hp, Wp, mask)
         t = self.norm(t)
         deep = t.transpose(1, 2).reshape(shallow.shape)
         out = self.conv_after_body(deep) + shallow

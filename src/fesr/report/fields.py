@@ -10,7 +10,7 @@ from fesr.evaluate.io import open_fields, read_sample
 
 
 class FieldSource:
-    """Paths of the pipeline's fields: ``{data}/{split}/u_x{a}.nc``, ``{pred}/{model}/{split}/u_x{a}.nc``."""
+    """The pipeline's fields: ``{data}/{split}/u_x{a}.nc``, ``{pred}/{model}/{split}/u_x{a}.nc``."""
 
     def __init__(self, data_dir, predictions_dir):
         self.data_dir = Path(data_dir)

@@ -27,8 +27,12 @@ EXTENT = (0.0, 1.0, 0.0, 1.0)
 
 def _show_modulo(ax, field, vmin, vmax, factor, title):
     s = display_stride(field.shape[0])
-    ax.imshow(modulo_rgb(field[::s, ::s], vmin, vmax, factor), origin="lower", extent=EXTENT,
-              interpolation="nearest")  # fmt: skip
+    ax.imshow(
+        modulo_rgb(field[::s, ::s], vmin, vmax, factor),
+        origin="lower",
+        extent=EXTENT,
+        interpolation="nearest",
+    )
     ax.set_title(title, fontsize=8)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -45,8 +49,9 @@ def _modulo_note(factor):
 def fig1(a, src: FieldSource):
     models, scales, k = a.models, a.scales, a.sample
     ncol = len(scales) + 1
-    fig, axes = plt.subplots(len(models) + 1, ncol, figsize=(1.9 * ncol, 2.0 * (len(models) + 1)),
-                             squeeze=False)  # fmt: skip
+    fig, axes = plt.subplots(
+        len(models) + 1, ncol, figsize=(1.9 * ncol, 2.0 * (len(models) + 1)), squeeze=False
+    )
     preds = {s: {m: src.prediction(m, a.split, s, k) for m in models} for s in scales}
     lr = src.reference(a.split, 1, k)
     vmin, vmax = float(lr.min()), float(lr.max())
@@ -56,15 +61,26 @@ def fig1(a, src: FieldSource):
     for c, s in enumerate(scales, start=1):
         hr = src.reference(a.split, s, k)
         vmin, vmax = float(hr.min()), float(hr.max())
-        _show_modulo(axes[0, c], hr, vmin, vmax, a.modulo_factor, f"HR FE x{s} (n={hr.shape[0] - 1})")
+        _show_modulo(
+            axes[0, c], hr, vmin, vmax, a.modulo_factor, f"HR FE x{s} (n={hr.shape[0] - 1})"
+        )
         for r, m in enumerate(models, start=1):
             p = preds[s][m]
-            _show_modulo(axes[r, c], p, vmin, vmax, a.modulo_factor,
-                         f"{m} x{s}\nMSE {_mse(p, hr) * 1e3:.3g}e-3")  # fmt: skip
+            _show_modulo(
+                axes[r, c],
+                p,
+                vmin,
+                vmax,
+                a.modulo_factor,
+                f"{m} x{s}\nMSE {_mse(p, hr) * 1e3:.3g}e-3",
+            )
     for r, name in enumerate(["FE reference", *models]):
         axes[r, 0 if r == 0 else 1].set_ylabel(name)
-    fig.suptitle(f"One LR input ({a.split}, {src.sample_label(a.split, k)}) upscaled at every "
-                 f"scale\n{_modulo_note(a.modulo_factor)}", fontsize=9)  # fmt: skip
+    fig.suptitle(
+        f"One LR input ({a.split}, {src.sample_label(a.split, k)}) upscaled at every "
+        f"scale\n{_modulo_note(a.modulo_factor)}",
+        fontsize=9,
+    )
     return fig
 
 
@@ -72,7 +88,9 @@ def fig4(a, src: FieldSource):
     models, s = a.models, a.scales[0]
     cases = [(split, a.sample) for split in a.splits]
     ncol = len(models) + 2
-    fig, axes = plt.subplots(len(cases), ncol, figsize=(1.7 * ncol, 2.0 * len(cases)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(cases), ncol, figsize=(1.7 * ncol, 2.0 * len(cases)), squeeze=False
+    )
     for r, (split, k) in enumerate(cases):
         preds = {m: src.prediction(m, split, s, k) for m in models}
         hr = src.reference(split, s, k)
@@ -81,11 +99,20 @@ def fig4(a, src: FieldSource):
         _show_modulo(axes[r, 0], lr, vmin, vmax, a.modulo_factor, "LR input")
         axes[r, 0].set_ylabel(f"{split}\n{src.sample_label(split, k)}", fontsize=8)
         for c, m in enumerate(models, start=1):
-            _show_modulo(axes[r, c], preds[m], vmin, vmax, a.modulo_factor,
-                         f"{m}\nMSE {_mse(preds[m], hr) * 1e3:.3g}e-3")  # fmt: skip
+            _show_modulo(
+                axes[r, c],
+                preds[m],
+                vmin,
+                vmax,
+                a.modulo_factor,
+                f"{m}\nMSE {_mse(preds[m], hr) * 1e3:.3g}e-3",
+            )
         _show_modulo(axes[r, -1], hr, vmin, vmax, a.modulo_factor, f"HR FE x{s}")
-    fig.suptitle(f"All methods at x{s} on a random and a deterministic coefficient\n"
-                 f"{_modulo_note(a.modulo_factor)}", fontsize=9)  # fmt: skip
+    fig.suptitle(
+        f"All methods at x{s} on a random and a deterministic coefficient\n"
+        f"{_modulo_note(a.modulo_factor)}",
+        fontsize=9,
+    )
     return fig
 
 
@@ -97,8 +124,10 @@ def fig6(a, src: FieldSource):
     x = np.linspace(0.0, 1.0, hr.shape[0])
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     palette = sns.color_palette("tab10", len(a.models))
-    for ax, take, label in ((axes[0], lambda f: f[mid, :], "x (row y = 0.5)"),
-                            (axes[1], lambda f: f[:, mid], "y (column x = 0.5)")):  # fmt: skip
+    for ax, take, label in (
+        (axes[0], lambda f: f[mid, :], "x (row y = 0.5)"),
+        (axes[1], lambda f: f[:, mid], "y (column x = 0.5)"),
+    ):
         ax.plot(x, take(hr), color="black", lw=2.2, label="HR FE solution")
         for m, col in zip(a.models, palette, strict=True):
             ax.plot(x, take(preds[m]), color=col, lw=0.9, label=m)
@@ -112,8 +141,9 @@ def fig6(a, src: FieldSource):
 
 def _residual_grid(a, src, models, scales, title):
     k = a.sample
-    fig, axes = plt.subplots(len(models), len(scales), figsize=(2.6 * len(scales), 2.4 * len(models)),
-                             squeeze=False)  # fmt: skip
+    fig, axes = plt.subplots(
+        len(models), len(scales), figsize=(2.6 * len(scales), 2.4 * len(models)), squeeze=False
+    )
     for c, s in enumerate(scales):
         preds = {m: src.prediction(m, a.split, s, k) for m in models}  # first: sets u_scale
         hr = src.reference(a.split, s, k)
@@ -121,8 +151,9 @@ def _residual_grid(a, src, models, scales, title):
         vmax = max(float(r.max()) for r in res.values()) or 1.0
         st = display_stride(hr.shape[0])
         for r, m in enumerate(models):
-            im = axes[r, c].imshow(res[m][::st, ::st], origin="lower", extent=EXTENT, cmap="magma",
-                                   vmin=0.0, vmax=vmax)  # fmt: skip
+            im = axes[r, c].imshow(
+                res[m][::st, ::st], origin="lower", extent=EXTENT, cmap="magma", vmin=0.0, vmax=vmax
+            )
             axes[r, c].set_title(f"{m} x{s}\nmean {res[m].mean() * 1e3:.3g}e-3", fontsize=8)
             axes[r, c].set_xticks([])
             axes[r, c].set_yticks([])
@@ -132,9 +163,13 @@ def _residual_grid(a, src, models, scales, title):
 
 
 def fig7(a, src: FieldSource):
-    return _residual_grid(a, src, a.models, a.scales,
-                          f"Residual maps at several scales ({a.split}, "
-                          f"{src.sample_label(a.split, a.sample)})")  # fmt: skip
+    return _residual_grid(
+        a,
+        src,
+        a.models,
+        a.scales,
+        f"Residual maps at several scales ({a.split}, {src.sample_label(a.split, a.sample)})",
+    )
 
 
 def fig10(a, src: FieldSource):
@@ -150,16 +185,26 @@ def fig10(a, src: FieldSource):
     rmax = max(float(r.max()) for r in res.values()) or 1.0
     st = display_stride(hr.shape[0])
     for c, m in enumerate(a.models, start=1):
-        _show_modulo(axes[0, c], preds[m], vmin, vmax, a.modulo_factor,
-                     f"{m}\nMSE {_mse(preds[m], hr) * 1e3:.3g}e-3")  # fmt: skip
-        im = axes[1, c].imshow(res[m][::st, ::st], origin="lower", extent=EXTENT, cmap="magma",
-                               vmin=0.0, vmax=rmax)  # fmt: skip
+        _show_modulo(
+            axes[0, c],
+            preds[m],
+            vmin,
+            vmax,
+            a.modulo_factor,
+            f"{m}\nMSE {_mse(preds[m], hr) * 1e3:.3g}e-3",
+        )
+        im = axes[1, c].imshow(
+            res[m][::st, ::st], origin="lower", extent=EXTENT, cmap="magma", vmin=0.0, vmax=rmax
+        )
         axes[1, c].set_xticks([])
         axes[1, c].set_yticks([])
         axes[1, c].set_title("|error|", fontsize=8)
     fig.colorbar(im, ax=axes[1, 1:].tolist(), shrink=0.8, label="|u_pred - u_HR| / u_scale")
-    fig.suptitle(f"Conditioning on the coefficient and encoder choice at x{s} ({a.split}, "
-                 f"{src.sample_label(a.split, k)})\n{_modulo_note(a.modulo_factor)}", fontsize=9)  # fmt: skip
+    fig.suptitle(
+        f"Conditioning on the coefficient and encoder choice at x{s} ({a.split}, "
+        f"{src.sample_label(a.split, k)})\n{_modulo_note(a.modulo_factor)}",
+        fontsize=9,
+    )
     return fig
 
 

@@ -1,7 +1,7 @@
 """fig3 (coefficient examples), fig9 (validation loss with and without SCS) and fig_cost (Pareto
 plot of error against wall time, from table_cost).
 
-``python -m fesr.report.figures_misc fig3 --E 128 --contrast 1 100 --p-high 0.5 --seed 0 --out-prefix ...``
+``python -m fesr.report.figures_misc fig3 --E 128 --contrast 1 100 --seed 0 --out-prefix ...``
 ``python -m fesr.report.figures_misc fig9 --histories a/history.csv b/history.csv --labels a b ...``
 ``python -m fesr.report.figures_misc fig_cost --table results/tables/table_cost.csv ...``
 """
@@ -22,8 +22,14 @@ import seaborn as sns  # noqa: E402
 from fesr.report.outputs import save_figure  # noqa: E402
 
 # (title, map name or None for a random map): the families of SPEC 1 plus two mixtures
-FIG3_MAPS = [("random (p = 1/2)", None), ("checkerboard", "checkerboard"), ("wave", "wave"),
-             ("stripes", "stripes_diagonal"), ("mixture A", "mix_a"), ("mixture B", "mix_b")]  # fmt: skip
+FIG3_MAPS = [
+    ("random (p = 1/2)", None),
+    ("checkerboard", "checkerboard"),
+    ("wave", "wave"),
+    ("stripes", "stripes_diagonal"),
+    ("mixture A", "mix_a"),
+    ("mixture B", "mix_b"),
+]
 
 
 def fig3(a):
@@ -36,8 +42,15 @@ def fig3(a):
             A = random_map(a.E, a.contrast, a.p_high, a.seed, "test_random", 0)
         else:
             A = deterministic_map(name, a.E, a.contrast)
-        im = ax.imshow(A, origin="lower", extent=(0, 1, 0, 1), cmap="Greys", vmin=lo, vmax=hi,
-                       interpolation="nearest")  # fmt: skip
+        im = ax.imshow(
+            A,
+            origin="lower",
+            extent=(0, 1, 0, 1),
+            cmap="Greys",
+            vmin=lo,
+            vmax=hi,
+            interpolation="nearest",
+        )
         ax.set_title(title if name is None else f"{title}\n'{name}'", fontsize=9)
         ax.set_xlabel("x")
     axes[0].set_ylabel("y")
@@ -76,16 +89,31 @@ def fig_cost(a):
         sub = t[t["scale"] == s]
         for _, row in sub.iterrows():
             if row["approach"] == "fe_direct":
-                ax.axvline(row["seconds"], color="black", ls="--", lw=1.2,
-                           label="direct FE solve (error 0)")  # fmt: skip
+                ax.axvline(
+                    row["seconds"],
+                    color="black",
+                    ls="--",
+                    lw=1.2,
+                    label="direct FE solve (error 0)",
+                )
             elif row["kind"].startswith("FE"):
                 ax.loglog(row["seconds"], row[a.error], "s", color="grey", ms=7)
-                ax.annotate(row["approach"].replace("fe_", "").replace("_interp", "+interp"),
-                            (row["seconds"], row[a.error]), fontsize=7, xytext=(3, 3),
-                            textcoords="offset points")  # fmt: skip
+                ax.annotate(
+                    row["approach"].replace("fe_", "").replace("_interp", "+interp"),
+                    (row["seconds"], row[a.error]),
+                    fontsize=7,
+                    xytext=(3, 3),
+                    textcoords="offset points",
+                )
             else:
-                ax.loglog(row["seconds"], row[a.error], "o", color=palette[row["approach"]],
-                          ms=6, label=row["approach"])  # fmt: skip
+                ax.loglog(
+                    row["seconds"],
+                    row[a.error],
+                    "o",
+                    color=palette[row["approach"]],
+                    ms=6,
+                    label=row["approach"],
+                )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("wall time per sample [s]")
@@ -94,8 +122,14 @@ def fig_cost(a):
     handles, labels = axes[0, 0].get_legend_handles_labels()
     uniq = dict(zip(labels, handles, strict=True))
     uniq["coarse FE solve + Q1 interp (grey)"] = plt.Line2D([], [], marker="s", color="grey", ls="")
-    fig.legend(uniq.values(), uniq.keys(), loc="lower center", ncol=min(6, len(uniq)), fontsize=7,
-               bbox_to_anchor=(0.5, -0.12))  # fmt: skip
+    fig.legend(
+        uniq.values(),
+        uniq.keys(),
+        loc="lower center",
+        ncol=min(6, len(uniq)),
+        fontsize=7,
+        bbox_to_anchor=(0.5, -0.12),
+    )
     fig.suptitle(f"Error against wall time ({a.split}): when does SR beat solving?")
     return fig
 

@@ -61,16 +61,22 @@ def fig8(a, src: FieldSource):
     src._u_scale = u_scale
     lr = src.reference(a.split, 1, k)
     coef = src._read(src.data_dir / a.split / "coefficient.nc", k, "coefficient file", "A")
-    inputs = make_inputs(torch.as_tensor(lr, dtype=torch.float32)[None, None],
-                         torch.as_tensor(coef, dtype=torch.float32)[None, None],
-                         model.uses_coefficient, ckpt.get("contrast"))  # fmt: skip
+    inputs = make_inputs(
+        torch.as_tensor(lr, dtype=torch.float32)[None, None],
+        torch.as_tensor(coef, dtype=torch.float32)[None, None],
+        model.uses_coefficient,
+        ckpt.get("contrast"),
+    )
     with torch.no_grad():
         out = model.predict_branches(inputs, s, chunk=a.chunk)
     fields = {name: out[name][0].double().numpy() for name in ("coarse", "fine", "full")}
     hr = src.reference(a.split, s, k)
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
-    styles = {"coarse": ("tab:blue", "coarse branch"), "fine": ("tab:red", "fine branch"),
-              "full": ("tab:green", "NH-CSR output (sum, decoded)")}  # fmt: skip
+    styles = {
+        "coarse": ("tab:blue", "coarse branch"),
+        "fine": ("tab:red", "fine branch"),
+        "full": ("tab:green", "NH-CSR output (sum, decoded)"),
+    }
     freq, p = rapsd(hr)
     axes[0].loglog(freq, p, color="black", lw=2.2, label="HR FE solution")
     for name, (col, label) in styles.items():
@@ -81,16 +87,19 @@ def fig8(a, src: FieldSource):
     axes[0].legend(fontsize=7)
     mid = hr.shape[0] // 2
     x = np.linspace(0.0, 1.0, hr.shape[0])
-    for ax, take, label in ((axes[1], lambda f: f[mid, :], "x (row y = 0.5)"),
-                            (axes[2], lambda f: f[:, mid], "y (column x = 0.5)")):  # fmt: skip
+    for ax, take, label in (
+        (axes[1], lambda f: f[mid, :], "x (row y = 0.5)"),
+        (axes[2], lambda f: f[:, mid], "y (column x = 0.5)"),
+    ):
         ax.plot(x, take(hr), color="black", lw=2.0, label="HR FE solution")
         for name, (col, lab) in styles.items():
             ax.plot(x, take(fields[name]), color=col, lw=0.9, label=lab)
         ax.set_xlabel(label)
         ax.set_ylabel("branch output (normalised units)")
         ax.set_title(f"middle {'row' if 'row' in label else 'column'} slice")
-    fig.suptitle(f"NH-CSR coarse and fine branches at x{s} ({a.split}, "
-                 f"{src.sample_label(a.split, k)})")  # fmt: skip
+    fig.suptitle(
+        f"NH-CSR coarse and fine branches at x{s} ({a.split}, {src.sample_label(a.split, k)})"
+    )
     return fig
 
 

@@ -26,8 +26,13 @@ def write_table(df: pd.DataFrame, prefix, caption: str, float_format: str = "%.4
             body = df.to_markdown(index=False, floatfmt=float_format.strip("%"))
             tmp.write_text(f"{caption}\n\n{body}\n")
         else:
-            tex = df.to_latex(index=False, float_format=lambda v: float_format % v,
-                              caption=caption, label=f"tab:{prefix.name}", na_rep="--")  # fmt: skip
+            tex = df.to_latex(
+                index=False,
+                float_format=lambda v: float_format % v,
+                caption=caption,
+                label=f"tab:{prefix.name}",
+                na_rep="--",
+            )
             tmp.write_text(tex)
         os.replace(tmp, out)
         outs.append(out)

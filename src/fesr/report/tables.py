@@ -53,7 +53,9 @@ def wide_metric_table(df, models, scales, metrics, split_col=True) -> pd.DataFra
             sub = agg[(agg["split"] == split) & (agg["method"] == model)].set_index("scale")
             for name, col, factor in metrics:
                 for s in scales:
-                    row[f"{name}_x{s}"] = sub.loc[int(s), col] * factor if int(s) in sub.index else np.nan
+                    row[f"{name}_x{s}"] = (
+                        sub.loc[int(s), col] * factor if int(s) in sub.index else np.nan
+                    )
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -61,7 +63,9 @@ def wide_metric_table(df, models, scales, metrics, split_col=True) -> pd.DataFra
 def table1(a) -> None:
     df = read_parts(a.metrics)
     scales = [int(s) for s in a.scales]
-    table = wide_metric_table(df, a.methods, scales, [("mse_e3", "mse", 1e3), ("ssim", "ssim", 1.0)])
+    table = wide_metric_table(
+        df, a.methods, scales, [("mse_e3", "mse", 1e3), ("ssim", "ssim", 1.0)]
+    )
     ood = [s for s in scales if s > max(a.train_scales)]
     caption = (
         "Table I: mean MSE (x1e-3, normalised fields) and SSIM (data range 1) per method and scale "
@@ -76,7 +80,9 @@ def ablation(a, title: str) -> None:
     scales = [int(s) for s in a.scales]
     metrics = [("mse_e3", "mse", 1e3), ("ssim", "ssim", 1.0), ("mae_e3", "mae", 1e3)]
     table = wide_metric_table(df, a.methods, scales, metrics)
-    write_table(table, a.out_prefix, f"{title}: mean MSE (x1e-3), SSIM and MAE (x1e-3) at scales {scales}.")
+    write_table(
+        table, a.out_prefix, f"{title}: mean MSE (x1e-3), SSIM and MAE (x1e-3) at scales {scales}."
+    )
 
 
 def table_complexity(a) -> None:
@@ -86,8 +92,11 @@ def table_complexity(a) -> None:
     rows = []
     for model in a.methods:
         sub = df[df["method"] == model].set_index("scale")
-        row = {"method": model, "params": int(sub["params"].iloc[0]),
-               "flops_per_query": sub.loc[scales[0], "flops_per_query"]}  # fmt: skip
+        row = {
+            "method": model,
+            "params": int(sub["params"].iloc[0]),
+            "flops_per_query": sub.loc[scales[0], "flops_per_query"],
+        }
         for s in scales:
             row[f"gflops_x{s}"] = sub.loc[s, "flops_full"] / 1e9
         for s in scales:
@@ -120,19 +129,24 @@ def cost_table(sr: pd.DataFrame, fe: pd.DataFrame, lr_times: dict) -> pd.DataFra
     """Mean error and wall time per (split, scale, approach): SR methods (time = LR solve +
     inference), the direct FE solve and coarser solves interpolated up."""
     sr = sr.copy()
-    sr["seconds"] = [lr_times[s][k] + t for s, k, t in zip(sr["split"], sr["sample"], sr["seconds"],
-                                                          strict=True)]  # fmt: skip
+    sr["seconds"] = [
+        lr_times[s][k] + t for s, k, t in zip(sr["split"], sr["sample"], sr["seconds"], strict=True)
+    ]
     sr["kind"] = "SR (LR solve + inference)"
     sr = sr.rename(columns={"method": "approach"})
     fe = fe.copy()
-    fe["kind"] = np.where(fe["approach"] == "fe_direct", "FE direct solve", "FE coarse solve + Q1 interp")
+    fe["kind"] = np.where(
+        fe["approach"] == "fe_direct", "FE direct solve", "FE coarse solve + Q1 interp"
+    )
     cols = ["split", "scale", "kind", "approach", "rel_l2", "rel_energy", "mse", "seconds"]
     both = pd.concat([sr[cols], fe[cols]], ignore_index=True)
     agg = both.groupby(["split", "scale", "kind", "approach"], sort=False).mean().reset_index()
     agg["mse_e3"] = agg.pop("mse") * 1e3
     direct = agg[agg["approach"] == "fe_direct"].set_index(["split", "scale"])["seconds"]
-    agg["speedup_vs_direct"] = [direct.get((s, c), np.nan) / t for s, c, t in
-                                zip(agg["split"], agg["scale"], agg["seconds"], strict=True)]  # fmt: skip
+    agg["speedup_vs_direct"] = [
+        direct.get((s, c), np.nan) / t
+        for s, c, t in zip(agg["split"], agg["scale"], agg["seconds"], strict=True)
+    ]
     return agg.sort_values(["split", "scale"], kind="stable").reset_index(drop=True)
 
 

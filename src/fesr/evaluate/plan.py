@@ -1,0 +1,148 @@
+"""Pure-Python planning of evaluation and report (no torch): imported by workflow/rules/evaluate.smk
+and report.smk.
+
+Which (model, split, scale) are predicted follows from what the tables and figures need:
+table1 methods on every evaluation split and scale; ablation models (tables II, III, Fig. 10)
+only on the first evaluation split (random maps) at the scales their table or figure shows;
+LIIF, LIT and NH-CSR at every scale for Figs. 1 and 7. Figures that name a scale of the paper
+(16x, 32x, 64x) fall back to the largest evaluated scales in small presets.
+"""
+
+from __future__ import annotations
+
+DATA = "results/data"
+MODELS = "results/models"
+PREDICTIONS = "results/predictions"
+METRICS = "results/metrics"
+TABLES = "results/tables"
+FIGURES = "results/figures"
+OURS, LIIF, LIT = "nhcsr", "liif", "lit"  # the models Figs. 1, 7 and 8 single out
+TABLE_NAMES = ("table1", "table2", "table3", "table_complexity", "table_cost")
+FIGURE_NAMES = ("fig1", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9", "fig10", "fig_cost")
+# paper scale of each single-scale figure (and of the ablation tables)
+PAPER_SCALES = {
+    "ablation": [4, 8],
+    "fig4": [8],
+    "fig5": [32, 64],
+    "fig6": [16],
+    "fig8": [16],
+    "fig10": [32],
+}
+
+
+def eval_scales(config) -> list[int]:
+    return [int(s) for s in config["evaluation"]["scales"]]
+
+
+def eval_splits(config) -> list[str]:
+    return list(config["evaluation"]["splits"])
+
+
+def figure_split(config) -> str:
+    """Ablations and single-split figures use the first evaluation split (random maps)."""
+    return eval_splits(config)[0]
+
+
+def split_scales(config, split) -> list[int]:
+    return [int(s) for s in config["splits"][split]["scales"]]
+
+
+def pick_scales(config, what: str) -> list[int]:
+    """The paper's scales of ``what`` that are evaluated, else the largest evaluated ones."""
+    wanted = PAPER_SCALES[what]
+    available = sorted(eval_scales(config))
+    have = [s for s in wanted if s in available]
+    return have or available[-len(wanted) :]
+
+
+def pick_scale(config, what: str) -> int:
+    return pick_scales(config, what)[0]
+
+
+def table1_methods(config) -> list[str]:
+    return list(config["report"]["table1_methods"])
+
+
+def report_models(config, key) -> list[str]:
+    return list(config["report"].get(key, []))
+
+
+def evaluated(config) -> list[tuple[str, str, int]]:
+    """Every (model, split, scale) some table or figure needs, in a stable order."""
+    out: dict = {}
+    for split in eval_splits(config):
+        for s in eval_scales(config):
+            if s in split_scales(config, split):
+                for m in table1_methods(config):
+                    out[(m, split, s)] = None
+    fs = figure_split(config)
+    for key in ("table2_models", "table3_models"):
+        for m in report_models(config, key):
+            for s in pick_scales(config, "ablation"):
+                out[(m, fs, s)] = None
+    for m in report_models(config, "fig10_models"):
+        out[(m, fs, pick_scale(config, "fig10"))] = None
+    for m in (LIIF, OURS, LIT):
+        for s in eval_scales(config):
+            out[(m, fs, s)] = None
+    return list(out)
+
+
+def prediction_path(model, split, scale) -> str:
+    return f"{PREDICTIONS}/{model}/{split}/u_x{scale}.nc"
+
+
+def data_path(split, scale) -> str:
+    return f"{DATA}/{split}/u_x{scale}.nc"
+
+
+def metric_part(model, split, scale) -> str:
+    return f"{METRICS}/parts/{model}/{split}/x{scale}.csv"
+
+
+def metric_parts(config, models, splits, scales) -> list[str]:
+    return [
+        metric_part(m, sp, s)
+        for sp in splits
+        for m in models
+        for s in scales
+        if s in split_scales(config, sp)
+    ]
+
+
+def all_metric_parts(config) -> list[str]:
+    return [metric_part(*key) for key in evaluated(config)]
+
+
+def baseline_parts(config) -> list[str]:
+    return [
+        f"{METRICS}/fe_baselines/{sp}/x{s}.csv"
+        for sp in eval_splits(config)
+        for s in eval_scales(config)
+        if s in split_scales(config, sp)
+    ]
+
+
+def coarse_data(config, split, alpha) -> list[str]:
+    """The FE solutions coarser than scale alpha that the split holds (for table_cost)."""
+    return [data_path(split, a) for a in split_scales(config, split) if a < int(alpha)]
+
+
+def complexity_parts(config) -> list[str]:
+    return [f"{METRICS}/complexity/{m}.csv" for m in table1_methods(config)]
+
+
+def evaluation_targets(config) -> list[str]:
+    return [f"{METRICS}/metrics.csv", f"{METRICS}/fe_baselines.csv", f"{METRICS}/complexity.csv"]
+
+
+def report_targets(config) -> list[str]:
+    """Every tidy metric file, table (csv, md, tex) and figure (png, pdf) of the config."""
+    tables = [f"{TABLES}/{t}.{ext}" for t in TABLE_NAMES for ext in ("csv", "md", "tex")]
+    figures = [f"{FIGURES}/{f}.{ext}" for f in FIGURE_NAMES for ext in ("png", "pdf")]
+    return evaluation_targets(config) + tables + figures
+
+
+def words(values) -> str:
+    """A list as space-separated words for a shell command line."""
+    return " ".join(str(v) for v in values)
