@@ -1,10 +1,10 @@
 """Per-method training throughput and predict() time / peak memory at every scale.
 
     .venv/bin/python benchmarks/bench_methods.py --preset quick --alphas 2 4 8 16 32 64
-    .venv/bin/python benchmarks/bench_methods.py --preset quick --methods nhcsr --paper-train-iters 3
+    .venv/bin/python benchmarks/bench_methods.py --methods nhcsr --paper-train-iters 3
 
 Each (method, alpha) predict runs in a fresh subprocess, so 'peak MB' is the growth of the
-process's peak resident memory during predict() (ru_maxrss after - RSS before), which includes
+process's peak resident memory during predict() (VmHWM after - VmRSS before), which includes
 PyTorch's CPU allocations that tracemalloc cannot see. Inputs are random fields of the real shapes:
 speed and memory do not depend on the values. Prints a Markdown table.
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -24,9 +23,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+def _status_mb(field: str) -> float:
+    """A memory field of /proc/self/status in MB. VmHWM (the peak) starts afresh in each
+    process image, unlike ru_maxrss, which Linux carries across fork and exec."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def _inputs(config, model, batch):
@@ -50,11 +54,11 @@ def measure_predict(preset: str, method: str, alpha: float, chunk: int) -> dict:
     model = build_model(method, config).eval()
     inputs = _inputs(config, model, 1)
     model.predict(inputs, 2, chunk=chunk)  # warm-up (allocator, lazy init)
-    before = _rss_mb()
+    before = _status_mb("VmRSS")
     t0 = time.perf_counter()
     out = model.predict(inputs, alpha, chunk=chunk)
     seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _status_mb("VmHWM")
     return {"seconds": seconds, "peak_mb": max(0.0, peak - before), "shape": list(out.shape)}
 
 
@@ -75,8 +79,13 @@ def measure_training(preset: str, method: str, iters: int, batch: int, q: int) -
     scale = 4
     inputs = _inputs(config, model, batch)
     coords = torch.rand(batch, q, 2) * 2 - 1
-    batch_d = dict(inputs, coords=coords, cell=torch.full_like(coords, 2 / (n * scale)),
-                   target=torch.rand(batch, q, 1), scale=float(scale))
+    batch_d = dict(
+        inputs,
+        coords=coords,
+        cell=torch.full_like(coords, 2 / (n * scale)),
+        target=torch.rand(batch, q, 1),
+        scale=float(scale),
+    )
     if getattr(model, "needs_full_field", False):
         m = n * scale
         batch_d["hr"] = torch.rand(batch, 1, m + 1, m + 1)
@@ -101,8 +110,12 @@ def main() -> None:
     ap.add_argument("--alphas", nargs="*", type=float, default=[2, 4, 8, 16, 32, 64])
     ap.add_argument("--chunk", type=int, default=65536)
     ap.add_argument("--train-iters", type=int, default=5)
-    ap.add_argument("--paper-train-iters", type=int, default=0,
-                    help="also time this many training steps at config.yaml (paper) sizes")
+    ap.add_argument(
+        "--paper-train-iters",
+        type=int,
+        default=0,
+        help="also time this many training steps at config.yaml (paper) sizes",
+    )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
@@ -114,18 +127,35 @@ def main() -> None:
     from fesr.config import load_config
 
     cfg = load_config(args.preset)["training"]
-    print(f"| method | train samples/s ({args.preset}) |"
-          + ("" if not args.paper_train_iters else " train samples/s (paper) |")
-          + "".join(f" predict {a:g}x s / peak MB |" for a in args.alphas))
+    print(
+        f"| method | train samples/s ({args.preset}) |"
+        + ("" if not args.paper_train_iters else " train samples/s (paper) |")
+        + "".join(f" predict {a:g}x s / peak MB |" for a in args.alphas)
+    )
     print("|---" * (2 + bool(args.paper_train_iters) + len(args.alphas)) + "|")
     for method in args.methods:
-        row = [method, f"{measure_training(args.preset, method, args.train_iters, cfg['batch_size'], cfg['sample_q']):.1f}"]
+        rate = measure_training(
+            args.preset, method, args.train_iters, cfg["batch_size"], cfg["sample_q"]
+        )
+        row = [method, f"{rate:.1f}"]
         if args.paper_train_iters:
             row.append(f"{measure_training(None, method, args.paper_train_iters, 4, 2304):.2f}")
         for a in args.alphas:
             proc = subprocess.run(
-                [sys.executable, __file__, "--preset", args.preset, "--chunk", str(args.chunk),
-                 "--child", f"{method}:{a}"], capture_output=True, text=True, check=False)
+                [
+                    sys.executable,
+                    __file__,
+                    "--preset",
+                    args.preset,
+                    "--chunk",
+                    str(args.chunk),
+                    "--child",
+                    f"{method}:{a}",
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if proc.returncode:
                 row.append("failed: " + (proc.stderr.strip().splitlines() or ["?"])[-1][:60])
                 continue

@@ -1,4 +1,4 @@
-"""Shared fixtures. Tests run on CPU, single-threaded BLAS, with the repository's src/ importable."""
+"""Shared fixtures. Tests run on CPU with the repository's src/ importable."""
 
 import os
 import sys

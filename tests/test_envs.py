@@ -37,7 +37,7 @@ PROVIDERS = {
     "ffcx": {"fenics-ffcx", "fenics-dolfinx"},
     "huggingface_hub": {"huggingface_hub", "diffusers"},
 }
-PIN = re.compile(r"^(?P<name>[A-Za-z0-9_.\-]+)\s*(==|=|>=|~=)\s*[0-9][^\s]*$")
+PIN = re.compile(r"^(?P<name>[A-Za-z0-9_.\-]+)\s*(==|=)\s*[0-9][^\s]*$")  # name=version
 MODULE_IN_SHELL = re.compile(r"-m\s+(fesr(?:\.[A-Za-z_]\w*)+)")
 
 

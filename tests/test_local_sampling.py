@@ -15,7 +15,9 @@ def test_four_neighbour_ensemble_is_bilinear_interpolation():
     nb = four_neighbours(coords, 8, 8)
     vals = gather(flatten_map(feat), nb.index)  # (B, Q, 4, C)
     ens = (vals * nb.weight.unsqueeze(-1)).sum(2)
-    torch.testing.assert_close(ens, sample_cells(feat, coords, mode="bilinear"), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        ens, sample_cells(feat, coords, mode="bilinear"), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_neighbour_centres_are_cell_centres_and_rel_in_pixels():

@@ -110,7 +110,8 @@ def test_loss_falls_tenfold_on_one_sample(method, tiny_config):
     inputs = _inputs(tiny_config, model, batch=1)
     n = tiny_config["lr_n"]
     coords, cell = _queries(1, 256, 2, n)
-    # A smooth target with O(1) error for every method at the start: a field the input does not show.
+
+    # A smooth target with O(1) error for every method at the start, unseen in the input.
     def field(c):
         return (torch.sin(math.pi * c[..., :1]) * torch.cos(2 * c[..., 1:])) + 1.0
 

@@ -56,6 +56,15 @@ def test_slurm_profile(rules):
             f"MPI rule {name} does not get `mpi: srun` in profiles/slurm"
         )
         assert isinstance(rules[name]["resources"].get("tasks"), int), name
+    # Every rule that declares a GPU is sent to the GPU partition with one GPU.
+    gpu_partition = per_rule["train"]["slurm_partition"]
+    for name, rule in rules.items():
+        if rule["resources"].get("gpu"):
+            got = per_rule.get(name, {})
+            assert got.get("slurm_partition") == gpu_partition and got.get("gpu") == 1, (
+                f"rule {name} declares gpu=1 but profiles/slurm does not send it to the "
+                f"{gpu_partition!r} partition with gpu: 1"
+            )
     # A runtime for every rule that is submitted (local rules run on the login node).
     for name, res in per_rule.items():
         assert "runtime" in res or "runtime" in prof["default-resources"], name

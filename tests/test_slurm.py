@@ -11,15 +11,19 @@ rather than waited on, and nothing of the cluster is left running.
 
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from workflow_rules import load_rules
 
-pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+# ~3-4 min on an idle 2-core machine (mostly Python start-up of ~40 jobs); the generous
+# timeouts are for a machine shared with other work.
+pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.timeout(3600)]
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"
@@ -37,8 +41,8 @@ COMMON_ARGS = (
 # Own network (only lo), pid (the cluster dies with its PID 1), mount (our /etc/slurm and
 # /etc/hosts) and uts (hostname) namespaces; --kill-child: if unshare dies, so does the cluster.
 UNSHARE = "unshare --net --pid --fork --mount-proc --uts --kill-child".split()
-PIPELINE_TIMEOUT_S = 1500
-FAILING_TIMEOUT_S = 300
+PIPELINE_TIMEOUT_S = 2700
+FAILING_TIMEOUT_S = 600
 
 
 def _which(tool):
@@ -114,12 +118,18 @@ def cluster_run(tmp_path_factory, rules):
     )
     env = dict(os.environ, PATH=f"{PYTHON.parent}:{os.environ['PATH']}:/usr/sbin:/sbin")
     env.setdefault("OMP_NUM_THREADS", "1")
+    started, cpu_before = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(
         [*UNSHARE, "bash", str(cluster_sh), str(state), "bash", str(driver)],
         env=env,
         capture_output=True,
         text=True,
         timeout=PIPELINE_TIMEOUT_S + FAILING_TIMEOUT_S + 120,
+    )
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(
+        f"SLURM test run: {time.monotonic() - started:.0f} s wall, "
+        f"{cpu.ru_utime + cpu.ru_stime - cpu_before.ru_utime - cpu_before.ru_stime:.0f} CPU-s"
     )
     run = {"base": base, "work": work, "state": state, "proc": proc, "targets": targets}
     yield run

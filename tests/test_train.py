@@ -24,7 +24,7 @@ from fesr.coords import sample_cells, sample_nodal
 from fesr.data import u_scale
 from fesr.models import registry
 from fesr.models.base import SRModel
-from fesr.train import HISTORY_COLUMNS, train
+from fesr.train import HISTORY_COLUMNS, main, train
 
 
 class TinyMethod(SRModel):
@@ -179,50 +179,18 @@ def test_cli_with_config_json(config, data_dir, tmp_path):
     cfg_path = tmp_path / "cfg.json"
     cfg_path.write_text(json.dumps(config))
     out = tmp_path / "cli"
-    res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fesr.train",
-            "--model",
-            "bicubic",
-            "--config-json",
-            str(cfg_path),
-            "--data",
-            str(data_dir),
-            "--out",
-            str(out),
-            "--device",
-            "cpu",
-            "--threads",
-            "1",
-            "--no-progress",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    args = ["--config-json", str(cfg_path), "--data", str(data_dir), "--out", str(out)]
+    cmd = [sys.executable, "-m", "fesr.train", "--model", "bicubic", *args, "--threads", "1"]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
     assert res.returncode == 0, res.stderr
     assert (out / "checkpoint.pt").exists() and (out / "history.csv").exists()
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fesr.train",
-            "--model",
-            "nosuchmethod",
-            "--config-json",
-            str(cfg_path),
-            "--data",
-            str(data_dir),
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert bad.returncode != 0 and "unknown method 'nosuchmethod'" in bad.stderr
+    with pytest.raises(ValueError, match="unknown method 'nosuchmethod'"):
+        main(["--model", "nosuchmethod", *args])
+    (tmp_path / "empty" / "train").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="empty/train/u_x2.nc does not exist"):
+        main(
+            ["--model", "bicubic", *args[:2], "--data", str(tmp_path / "empty"), "--out", str(out)]
+        )
 
 
 def test_dataloader_workers_give_the_same_run(config, data_dir, tmp_path):

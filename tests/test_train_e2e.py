@@ -69,22 +69,10 @@ def test_snakemake_train_rule(data_dir, tmp_path):
     work = tmp_path / "work"
     shutil.copytree(data_dir, work / "results" / "data")
     targets = ["results/models/bicubic/checkpoint.pt", "results/models/liif/history.csv"]
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(ROOT / "Snakefile"),
-        "-d",
-        str(work),
-        "--configfile",
-        str(ROOT / "config.yaml"),
-        str(ROOT / "workflow/presets/tiny.yaml"),
-        "--cores",
-        "2",
-        "--",
-    ]
-    res = subprocess.run(cmd + ["--"] + targets, capture_output=True, text=True, check=False)
+    cmd = [sys.executable, "-m", "snakemake", *targets, "-s", str(ROOT / "Snakefile")]
+    cmd += ["-d", str(work), "--cores", "2", "--configfile", str(ROOT / "config.yaml")]
+    cmd += [str(ROOT / "workflow/presets/tiny.yaml")]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
     assert res.returncode == 0, res.stderr[-3000:]
     hist = pd.read_csv(work / "results/models/liif/history.csv")
     assert list(hist.columns) == HISTORY_COLUMNS and len(hist) == 4  # tiny: 4 iterations
@@ -92,5 +80,5 @@ def test_snakemake_train_rule(data_dir, tmp_path):
     assert ckpt["complete"] and ckpt["iteration"] == 4
     assert (work / "results/logs/train/liif.log").exists()
     assert (work / "results/benchmarks/train/liif.tsv").exists()
-    again = subprocess.run(cmd + ["-n", "--"] + targets, capture_output=True, text=True, check=False)
+    again = subprocess.run(cmd + ["-n"], capture_output=True, text=True, check=False)
     assert "Nothing to be done" in again.stdout + again.stderr

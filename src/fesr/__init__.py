@@ -1,3 +1,3 @@
-"""fesr: numerical homogenization by continuous super-resolution (NH-CSR) and the methods it is compared with."""
+"""fesr: numerical homogenization by continuous super-resolution (NH-CSR) and its rivals."""
 
 __version__ = "0.1.0"

@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import json
 import math
+import random
 import sys
 import time
 from pathlib import Path
@@ -112,16 +113,6 @@ def write_history(path: Path, rows: torch.Tensor) -> None:
     tmp.replace(path)
 
 
-def model_train_config(model_name: str, config: dict) -> dict:
-    """The part of the pipeline config that training ``model_name`` depends on."""
-    method = model_name.split("-")[0]
-    keep = {
-        k: config[k] for k in ("seed", "lr_n", "physics", "training", "encoders") if k in config
-    }
-    keep["methods"] = {method: config.get("methods", {}).get(method, {})}
-    return keep
-
-
 def train(
     model_name: str,
     config: dict,
@@ -185,13 +176,13 @@ def train(
 
     prev_det = torch.are_deterministic_algorithms_enabled()
     prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    # Bitwise determinism on CPU; on the GPU some kernels (grid_sample backward) have none.
-    torch.use_deterministic_algorithms(True, warn_only=dev.type != "cpu")
+    # Bitwise determinism on CPU. On the GPU some kernels (grid_sample's backward) have no
+    # deterministic version, and forcing the others only costs speed: left to cuDNN's defaults.
+    if dev.type == "cpu":
+        torch.use_deterministic_algorithms(True)
     try:
         torch.manual_seed(seed)
         np.random.seed(seed % 2**32)
-        import random
-
         random.seed(seed)
         model = build_from_resolved(model_cfg).to(dev)
         full_field = bool(getattr(model, "needs_full_field", False))
@@ -297,7 +288,8 @@ def _loop(
     start, rows, seconds = 0, [], 0.0
     if resume_path.exists():
         try:
-            state = load_checkpoint(resume_path, map_location=dev)
+            # on the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest
+            state = load_checkpoint(resume_path, map_location="cpu")
         except ValueError as err:
             print(f"ignoring unreadable resume file: {err}", file=sys.stderr)
             state = None
@@ -379,7 +371,9 @@ def _loop(
         loss_value = float(loss.detach())
         rows.append([done, loss_value, val, lr_now, seconds])
         bar.update(1)
-        bar.set_postfix(loss=f"{loss_value:.3g}", val=f"{val:.3g}" if val == val else "-")
+        bar.set_postfix(
+            loss=f"{loss_value:.3g}", val=f"{val:.3g}" if val == val else "-", refresh=False
+        )
         if not math.isnan(val) and (bar.disable or not tty):  # a line per validation in logs
             print(
                 f"iteration {done}/{iterations}: loss {loss_value:.4g}, val_loss {val:.4g}, "

@@ -59,18 +59,19 @@ class BatchBuilder:
         m = self.n * alpha
         n_nodes = (m + 1) ** 2
         grid = _grid(m)
-        lr, coef, hr, q_idx = [], [], [], []
+        lr, coef, hr, q_idx, target = [], [], [], [], []
         for k in indices:
             lr.append(self.reader.field(1, k))
             coef.append(self.reader.coefficient(k))
             u = self.reader.field(alpha, k)
             # Without replacement (LIIF); with replacement only if Q exceeds the node count.
             q = rng.choice(n_nodes, size=self.sample_q, replace=self.sample_q > n_nodes)
-            q_idx.append(q)
-            hr.append(u)
-        q_idx = torch.from_numpy(np.stack(q_idx))  # (B, Q) flat node index i * (m+1) + j
-        hr_t = torch.from_numpy(np.stack(hr)) / self.u_scale  # (B, m+1, m+1)
-        target = torch.gather(hr_t.reshape(len(hr), -1), 1, q_idx).unsqueeze(-1)
+            q_idx.append(q)  # flat node index i * (m+1) + j
+            target.append(u.reshape(-1)[q])
+            if self.full_field:
+                hr.append(u)
+        q_idx = torch.from_numpy(np.stack(q_idx))  # (B, Q)
+        target = torch.from_numpy(np.stack(target)).unsqueeze(-1) / self.u_scale
         lr_t = torch.from_numpy(np.stack(lr)).unsqueeze(1) / self.u_scale
         coef_t = torch.from_numpy(np.stack(coef)).unsqueeze(1)
         batch = make_inputs(lr_t, coef_t, self.use_coefficient, self.contrast)
@@ -83,7 +84,7 @@ class BatchBuilder:
             index=torch.as_tensor(np.asarray(indices, dtype=np.int64)),
         )
         if self.full_field:
-            batch["hr"] = hr_t.unsqueeze(1)
+            batch["hr"] = torch.from_numpy(np.stack(hr)).unsqueeze(1) / self.u_scale
         return batch
 
 

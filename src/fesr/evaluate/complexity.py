@@ -5,6 +5,10 @@ and convolutions (2 FLOPs per multiply-add; element-wise operations are not coun
 scale the whole HR output of one sample is predicted under the counter: ``flops_full`` is that
 total, ``flops_encode`` the query-independent part (``model.encode``; NaN for methods whose
 predict is not encode + per-query), ``flops_per_query`` = (full - encode) / number of HR nodes.
+Counting re-runs the model, so it is done only at scales up to ``--max-count-scale`` (default 16;
+at least the two smallest scales): beyond, ``flops_full`` is extrapolated linearly in the number
+of HR nodes through the two largest counted scales (exact for encode + per-query methods, whose
+cost is affine in the number of queries) and ``flops_counted`` is False.
 Inference time and peak memory are the means over the samples of the prediction files (measured
 while predicting, ``fesr.evaluate.predict``).
 """
@@ -30,6 +34,7 @@ COLUMNS = [
     "flops_full",
     "flops_per_query",
     "hr_nodes",
+    "flops_counted",
     "seconds",
     "peak_mb",
 ]
@@ -42,7 +47,15 @@ def count_flops(fn) -> int:
 
 
 def model_complexity(
-    model_name, checkpoint, lr_path, coef_path, scales, predictions, chunk=65536, device="auto"
+    model_name,
+    checkpoint,
+    lr_path,
+    coef_path,
+    scales,
+    predictions,
+    chunk=65536,
+    device="auto",
+    max_count_scale=16,
 ) -> pd.DataFrame:
     from fesr.checkpoint import load_model
     from fesr.data.conditioning import make_inputs
@@ -82,22 +95,35 @@ def model_complexity(
             flops_encode = count_flops(lambda: model.encode(inputs))
         except NotImplementedError:
             flops_encode = float("nan")
+        scales = sorted(int(a) for a in scales)
+        counted = [a for a in scales if a <= max_count_scale] or scales[:2]
+        if len(counted) < 2:
+            counted = scales[:2]
+        nodes = {a: (hr_size(n, a) + 1) ** 2 for a in scales}
+        full = {}
+        for alpha in counted:
+            torch.manual_seed(0)
+            full[alpha] = count_flops(lambda a=alpha: model.predict(inputs, a, chunk=chunk))
+        if len(counted) >= 2:
+            a0, a1 = counted[-2], counted[-1]
+            slope = (full[a1] - full[a0]) / (nodes[a1] - nodes[a0])
         rows = []
         for alpha in scales:
-            torch.manual_seed(0)
-            full = count_flops(lambda a=alpha: model.predict(inputs, a, chunk=chunk))
-            nodes = (hr_size(n, alpha) + 1) ** 2
-            per_query = (full - flops_encode) / nodes if np.isfinite(flops_encode) else np.nan
-            sec, peak = timing.get(int(alpha), (np.nan, np.nan))
+            flops = full.get(alpha)
+            if flops is None:
+                flops = full[a1] + slope * (nodes[alpha] - nodes[a1])
+            enc = flops_encode if np.isfinite(flops_encode) else np.nan
+            sec, peak = timing.get(alpha, (np.nan, np.nan))
             rows.append(
                 {
                     "method": model_name,
-                    "scale": int(alpha),
+                    "scale": alpha,
                     "params": params,
                     "flops_encode": flops_encode,
-                    "flops_full": full,
-                    "flops_per_query": per_query,
-                    "hr_nodes": nodes,
+                    "flops_full": flops,
+                    "flops_per_query": (flops - enc) / nodes[alpha],
+                    "hr_nodes": nodes[alpha],
+                    "flops_counted": alpha in full,
                     "seconds": sec,
                     "peak_mb": peak,
                 }
@@ -116,11 +142,20 @@ def main(argv=None) -> None:
     ap.add_argument("--chunk", type=int, default=65536)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--max-count-scale", type=int, default=16, help="count FLOPs up to this scale")
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
     torch.set_num_threads(max(1, a.threads))
     df = model_complexity(
-        a.model, a.checkpoint, a.lr_data, a.coefficient, a.scales, a.predictions, a.chunk, a.device
+        a.model,
+        a.checkpoint,
+        a.lr_data,
+        a.coefficient,
+        a.scales,
+        a.predictions,
+        a.chunk,
+        a.device,
+        a.max_count_scale,
     )
     write_csv_atomic(df, a.out)
 

@@ -181,6 +181,9 @@ def main(argv=None) -> int:
     except (ValueError, RuntimeError, KeyError, OSError) as err:
         kind = type(err).__name__
         print(f"fesr.fem.generate {args.command}: {kind}: {err}", file=sys.stderr, flush=True)
+        mpi = sys.modules.get("mpi4py.MPI")
+        if mpi is not None and mpi.COMM_WORLD.size > 1:
+            mpi.COMM_WORLD.Abort(2)  # a rank may be waiting in a collective: end them all
         return 2
     return 0
 

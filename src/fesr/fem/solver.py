@@ -187,9 +187,10 @@ class Q1Solver:
         local_index = gi * (self.n + 1) + gj
         self._counts = np.asarray(comm.allgather(owned), dtype=np.int64)
         self._grid_index = self._gather_array(local_index.astype(np.int64))
-        if comm.rank == 0 and not np.array_equal(
+        covered = comm.rank != 0 or np.array_equal(
             np.sort(self._grid_index), np.arange((self.n + 1) ** 2)
-        ):
+        )
+        if not comm.bcast(covered, root=0):
             raise RuntimeError("gathered dofs do not cover every grid node exactly once")
 
     def _gather_array(self, local: np.ndarray) -> np.ndarray | None:

@@ -60,7 +60,7 @@ class SRModel(nn.Module):
 
     @torch.no_grad()
     def predict(self, inputs: dict, alpha: float, chunk: int = 65536) -> torch.Tensor:
-        """The whole field on the (n*alpha+1)^2 HR node grid, shape (B, m+1, m+1), m = round(n*alpha).
+        """The whole field on the HR node grid, shape (B, m+1, m+1), m = round(n * alpha).
 
         Non-integer alpha works: the HR mesh has m = round(n * alpha) cells per side.
         """

@@ -25,8 +25,6 @@ from fesr.models.registry import register
 class Bicubic(SRModel):
     """f(X, A, alpha)(x) = bicubic interpolant of X at x."""
 
-    trainable = False
-
     def encode(self, inputs: dict):
         return inputs["lr"]
 

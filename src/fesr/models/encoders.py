@@ -25,12 +25,16 @@ class ResBlock(nn.Module):
 
 
 class EDSRBaseline(nn.Module):
-    """EDSR-baseline (16 residual blocks, 64 channels at paper size), global residual, no upsampler."""
+    """EDSR-baseline (16 residual blocks, 64 channels at paper size), global skip, no upsampler."""
 
-    def __init__(self, in_channels: int, n_resblocks: int = 16, n_feats: int = 64, res_scale: float = 1.0):
+    def __init__(
+        self, in_channels: int, n_resblocks: int = 16, n_feats: int = 64, res_scale: float = 1.0
+    ):
         super().__init__()
         self.head = conv3(in_channels, n_feats)
-        self.body = nn.Sequential(*[ResBlock(n_feats, res_scale) for _ in range(n_resblocks)], conv3(n_feats, n_feats))
+        self.body = nn.Sequential(
+            *[ResBlock(n_feats, res_scale) for _ in range(n_resblocks)], conv3(n_feats, n_feats)
+        )
         self.out_dim = n_feats
 
     def forward(self, x):

@@ -43,6 +43,12 @@ Choices the paper leaves open (and why):
 * SCS draws T = ``scs_draws`` groups of G = ``scs_group`` points per sample; both default to H + 1
   = lr_n + 1 (33) as in the paper, G capped at the number of sampled points. The groups come
   from a CPU generator seeded by the training step, so a resumed run draws the same groups.
+  The cosine is of the raw (normalised) values, no mean removal, as eq. (10) writes it.
+* D in eq. (8) is the per-head width dim / heads (the usual multi-head scaling).
+* The positional encoding and its bias run in float32 even under autocast (bfloat16 cannot
+  resolve cos(omega0 u) for |omega0 u| of several radians).
+* Inference (no autograd) evaluates at most INNER_CHUNK queries at a time, whatever chunk
+  ``predict`` is given: the per-neighbour temporaries stay small, and values are unchanged.
 
 ``predict_branches`` gives, on the whole node grid, ``coarse = skip + MLP(F_LR)``,
 ``fine = skip + MLP(F_HR)`` (the decoder applied to one branch's features alone, the skip
@@ -137,9 +143,12 @@ class LocalAttentionBranch(nn.Module):
         q = sample_cells(st["q"], coords, mode="bilinear").view(B, Q, h, d)
         key, val = gather(st["kv"], nb.index).view(B, Q, k, 2, h, d).unbind(3)
         cell_px = torch.stack([cell[..., 0] * (W / 2.0), cell[..., 1] * (H / 2.0)], dim=-1)
-        pos = self.pe(nb.rel / self.half, (cell_px / self.half).unsqueeze(2))  # (B, Q, k, P)
+        # The encoding in float32 even under autocast: cos(omega0 u) of a bfloat16 u is too coarse.
+        with torch.autocast(coords.device.type, enabled=False):
+            rel, cpx = nb.rel.float() / self.half, cell_px.float().unsqueeze(2) / self.half
+            bias = self.bias(self.pe(rel, cpx))  # (B, Q, k, heads)
         # Broadcast products, not einsum: on the CPU einsum copies K and V into bmm layout.
-        logits = (q.unsqueeze(2) * key).sum(-1) * d**-0.5 + self.bias(pos)  # (B, Q, k, h)
+        logits = (q.unsqueeze(2) * key).sum(-1) * d**-0.5 + bias
         attn = logits.softmax(dim=2).unsqueeze(-1)
         out = (attn * val).sum(2).reshape(B, Q, self.dim)
         return self.mlp(torch.cat([out, cell_px], dim=-1))
@@ -185,7 +194,7 @@ class NHCSR(SRModel):
         image = inputs["image"]
         if image.dim() != 4 or image.shape[1] != self.in_channels:
             raise ValueError(
-                f"{self.cfg['name']}: image of shape {tuple(image.shape)}; expected "
+                f"{self.cfg.get('name', 'nhcsr')}: image of shape {tuple(image.shape)}; expected "
                 f"(B, {self.in_channels}, E, E) (coefficient={self.uses_coefficient})"
             )
         feat = self.encoder(image)

@@ -25,6 +25,7 @@ import math
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 PE_NAMES = ("plain", "sinusoid", "ipe", "lte", "gabor")
 
@@ -59,8 +60,16 @@ class GaborLayer(nn.Module):
         self.omega0, self.s0 = float(omega0), float(s0)
 
     def forward(self, x):
-        u, v = self.linear(x).chunk(2, dim=-1)
-        return gabor(u, v, self.omega0, self.s0)
+        # gabor(u, v, omega0, s0) with omega0 and s0 folded into the (small) weights instead of
+        # multiplying the (large) outputs: the same values and gradients, two passes fewer.
+        scale = torch.cat(
+            [
+                self.linear.weight.new_full((self.linear.out_features // 2, 1), f)
+                for f in (self.omega0, self.s0)
+            ]
+        )
+        u, v = F.linear(x, self.linear.weight * scale, self.linear.bias * scale[:, 0]).chunk(2, -1)
+        return torch.cos(u) * torch.exp(torch.square(v).neg_())
 
 
 class GaborEncoding(nn.Module):

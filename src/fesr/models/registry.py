@@ -79,7 +79,8 @@ def parse_model_name(name: str) -> tuple[str, dict]:
             overrides["encoder"] = ENCODER_TOKENS[tok]
         else:
             raise ValueError(
-                f"model name '{name}': unknown variant '{tok}'; expected pe_{{{','.join(PE_CHOICES)}}}, "
+                f"model name '{name}': unknown variant '{tok}'; "
+                f"expected pe_{{{','.join(PE_CHOICES)}}}, "
                 "single_scale, multi_scale, no_scs, no_coef, edsr, rdn or swinir"
             )
     return method, overrides

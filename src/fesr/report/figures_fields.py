@@ -80,6 +80,7 @@ def fig1(a, src: FieldSource):
         f"One LR input ({a.split}, {src.sample_label(a.split, k)}) upscaled at every "
         f"scale\n{_modulo_note(a.modulo_factor)}",
         fontsize=9,
+        y=1.06,  # two-line title above the panel titles
     )
     return fig
 
@@ -112,6 +113,7 @@ def fig4(a, src: FieldSource):
         f"All methods at x{s} on a random and a deterministic coefficient\n"
         f"{_modulo_note(a.modulo_factor)}",
         fontsize=9,
+        y=1.06,  # two-line title above the panel titles
     )
     return fig
 
@@ -204,6 +206,7 @@ def fig10(a, src: FieldSource):
         f"Conditioning on the coefficient and encoder choice at x{s} ({a.split}, "
         f"{src.sample_label(a.split, k)})\n{_modulo_note(a.modulo_factor)}",
         fontsize=9,
+        y=1.06,  # two-line title above the panel titles
     )
     return fig
 

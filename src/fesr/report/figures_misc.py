@@ -53,6 +53,8 @@ def fig3(a):
         )
         ax.set_title(title if name is None else f"{title}\n'{name}'", fontsize=9)
         ax.set_xlabel("x")
+        if ax is not axes[0]:
+            ax.set_yticklabels([])
     axes[0].set_ylabel("y")
     fig.colorbar(im, ax=list(axes), shrink=0.7, label="coefficient A")
     fig.suptitle(f"Coefficient examples, {a.E} x {a.E} cells, A in {{{lo:g}, {hi:g}}}")

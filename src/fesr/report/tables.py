@@ -107,7 +107,8 @@ def table_complexity(a) -> None:
     caption = (
         "Complexity: parameters, FLOPs per query node (at the smallest scale; matmuls and "
         "convolutions, torch FlopCounterMode), GFLOPs, inference seconds and peak memory (MiB) "
-        "for one full HR output per sample."
+        "for one full HR output per sample. GFLOPs beyond 16x are extrapolated linearly in the "
+        "number of HR nodes (results/metrics/complexity.csv, column flops_counted)."
     )
     write_table(pd.DataFrame(rows), a.out_prefix, caption)
 

@@ -1,0 +1,104 @@
+"""The whole DAG of the tiny preset, run by the real Snakemake in a temporary working directory:
+every table and figure file appears, each table has a row per configured method and a column per
+configured scale, `table1` rebuilds alone without re-running training or prediction, and
+`snakemake --report` gathers everything into one HTML file.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from fesr.evaluate import plan
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+
+pytestmark = pytest.mark.slow
+
+
+def snakemake(work: Path, *args, timeout=1500) -> subprocess.CompletedProcess:
+    cmd = [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "-d", str(work), "--cores", "2"]
+    cmd += ["--configfile", str(ROOT / "config.yaml"), str(ROOT / "workflow/presets/tiny.yaml")]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run(
+        [*cmd, *args], capture_output=True, text=True, timeout=timeout, env=env, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, tiny_config):
+    work = tmp_path_factory.mktemp("dag")
+    res = snakemake(work)
+    if res.returncode != 0:
+        logs = sorted((work / "results" / "logs").rglob("*.log"), key=os.path.getmtime)
+        tail = logs[-1].read_text()[-3000:] if logs else ""
+        pytest.fail(f"tiny DAG failed:\n{res.stderr[-5000:]}\n--- last log ---\n{tail}")
+    return work
+
+
+def test_every_table_and_figure_exists(tiny_run, tiny_config):
+    targets = plan.report_targets(tiny_config)
+    assert any(t.endswith("table_cost.csv") for t in targets)
+    assert any(t.endswith("fig10.pdf") for t in targets)
+    missing = [t for t in targets if not (tiny_run / t).is_file()]
+    assert not missing, f"not built: {missing}"
+    empty = [t for t in targets if (tiny_run / t).stat().st_size == 0]
+    assert not empty, f"empty: {empty}"
+
+
+def test_tables_have_a_row_per_method_and_a_column_per_scale(tiny_run, tiny_config):
+    tables = tiny_run / "results" / "tables"
+    methods = plan.table1_methods(tiny_config)
+    scales = plan.eval_scales(tiny_config)
+    t1 = pd.read_csv(tables / "table1.csv")
+    for split in plan.eval_splits(tiny_config):
+        assert list(t1.loc[t1["split"] == split, "method"]) == methods
+    for s in scales:
+        assert {f"mse_e3_x{s}", f"ssim_x{s}"} <= set(t1.columns)
+    assert t1.filter(like="mse_e3_x").notna().all().all()
+    ablation = plan.pick_scales(tiny_config, "ablation")
+    for name in ("table2", "table3"):
+        t = pd.read_csv(tables / f"{name}.csv")
+        assert list(t["method"]) == tiny_config["report"][f"{name}_models"]
+        assert {f"{m}_x{s}" for m in ("mse_e3", "ssim", "mae_e3") for s in ablation} <= set(
+            t.columns
+        )
+    tc = pd.read_csv(tables / "table_complexity.csv")
+    assert list(tc["method"]) == methods
+    assert {f"gflops_x{s}" for s in scales} | {f"seconds_x{s}" for s in scales} <= set(tc.columns)
+    cost = pd.read_csv(tables / "table_cost.csv")
+    for s in scales:
+        rows = cost[cost["scale"] == s]
+        assert set(methods) | {"fe_direct", "fe_x1_interp"} <= set(rows["approach"])
+    metrics = pd.read_csv(tiny_run / "results" / "metrics" / "metrics.csv")
+    sizes = metrics.groupby(["method", "split", "scale"]).size()
+    for split in plan.eval_splits(tiny_config):
+        counts = {sizes.get((m, split, s), 0) for m in methods for s in scales}
+        assert len(counts) == 1 and counts.pop() > 0, f"{split}: uneven sample rows {sizes}"
+
+
+def test_table1_rebuilds_alone(tiny_run):
+    table1 = tiny_run / "results" / "tables" / "table1.csv"
+    upstream = list((tiny_run / "results" / "models").rglob("checkpoint.pt"))
+    upstream += list((tiny_run / "results" / "predictions").rglob("*.nc"))
+    upstream += list((tiny_run / "results" / "data").rglob("*.nc"))
+    before = {p: p.stat().st_mtime_ns for p in upstream}
+    table1.unlink()
+    res = snakemake(tiny_run, "table1")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert table1.is_file()
+    assert {p: p.stat().st_mtime_ns for p in upstream} == before, "table1 re-ran upstream jobs"
+    again = snakemake(tiny_run, "-n")
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_report_gathers_everything(tiny_run):
+    res = snakemake(tiny_run, "--report", "results/report.html")
+    assert res.returncode == 0, res.stderr[-3000:]
+    html = (tiny_run / "results" / "report.html").read_text(errors="replace")
+    for name in ("table1.csv", "table_cost.csv", "fig1.png", "fig_cost.png"):
+        assert name in html
