@@ -12,6 +12,7 @@ rather than waited on, and nothing of the cluster is left running.
 import os
 import re
 import resource
+import shlex
 import shutil
 import subprocess
 import sys
@@ -21,8 +22,8 @@ from pathlib import Path
 import pytest
 from workflow_rules import load_rules
 
-# ~3-4 min on an idle 2-core machine (mostly Python start-up of ~40 jobs); the generous
-# timeouts are for a machine shared with other work.
+# About 180 CPU-s in all (mostly Python start-ups of ~40 SLURM jobs): 6 min measured on the
+# 2-core machine under a load of 6-8; the generous timeouts are for a machine shared with others.
 pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.timeout(3600)]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,8 +39,9 @@ COMMON_ARGS = (
     "--workflow-profile profiles/slurm --slurm-status-command squeue"
     " --slurm-init-seconds-before-status-checks 2 --slurm-keep-successful-logs --jobs 4"
 ).split()
-# Own network (only lo), pid (the cluster dies with its PID 1), mount (our /etc/slurm and
-# /etc/hosts) and uts (hostname) namespaces; --kill-child: if unshare dies, so does the cluster.
+# Own network (only lo), pid (the cluster dies with its PID 1), mount (our /etc/slurm,
+# /etc/hosts, /dev/shm) and uts (hostname) namespaces; --kill-child: if unshare dies, so does
+# the cluster.
 UNSHARE = "unshare --net --pid --fork --mount-proc --uts --kill-child".split()
 PIPELINE_TIMEOUT_S = 2700
 FAILING_TIMEOUT_S = 600
@@ -103,18 +105,19 @@ def cluster_run(tmp_path_factory, rules):
     cluster_sh = base / "cluster.sh"
     shutil.copy2(CLUSTER, cluster_sh)
     driver = base / "driver.sh"
+    mpi_check = "from mpi4py import MPI; c = MPI.COMM_WORLD; print(c.rank, c.size)"
+    pipeline = [snakemake[0], *targets, *snakemake[1:], *tiny]
+    failing = [*snakemake, "-s", "tests/slurm/failing.smk"]
+    b = shlex.quote(str(base))  # the outputs of each step land next to work/
     driver.write_text(
         "set -u\n"
-        f"cd {work}\n"
-        f"ip -o addr show > {base}/addresses.txt\n"
-        f"srun -n 2 {PYTHON} -c 'from mpi4py import MPI; c = MPI.COMM_WORLD; print(c.rank, c.size)'"
-        f" > {base}/mpi_check.txt 2>&1\n"
-        f"timeout {PIPELINE_TIMEOUT_S} {' '.join([snakemake[0], *targets, *snakemake[1:], *tiny])}"
-        f" > {base}/pipeline.log 2>&1\n"
-        f"echo $? > {base}/pipeline.rc\n"
-        f"timeout {FAILING_TIMEOUT_S} {' '.join(snakemake)} -s tests/slurm/failing.smk"
-        f" > {base}/failing.log 2>&1\n"
-        f"echo $? > {base}/failing.rc\n"
+        f"cd {shlex.quote(str(work))}\n"
+        f"ip -o addr show > {b}/addresses.txt\n"
+        f"srun -n 2 {shlex.join([str(PYTHON), '-c', mpi_check])} > {b}/mpi_check.txt 2>&1\n"
+        f"timeout {PIPELINE_TIMEOUT_S} {shlex.join(pipeline)} > {b}/pipeline.log 2>&1\n"
+        f"echo $? > {b}/pipeline.rc\n"
+        f"timeout {FAILING_TIMEOUT_S} {shlex.join(failing)} > {b}/failing.log 2>&1\n"
+        f"echo $? > {b}/failing.rc\n"
     )
     env = dict(os.environ, PATH=f"{PYTHON.parent}:{os.environ['PATH']}:/usr/sbin:/sbin")
     env.setdefault("OMP_NUM_THREADS", "1")
@@ -245,6 +248,20 @@ def test_mpi_rule_ran_two_ranks_under_srun(cluster_run, rules):
         if key[0] in mpi_jobs and key[2] == "2" and ranks == {"0", "1"}
     ]
     assert two_rank_steps, f"no 2-rank srun step in jobs {sorted(mpi_jobs)}: {records}"
+
+
+def test_mpi_ranks_formed_one_communicator(cluster_run, tiny_config):
+    """srun's 2 tasks were one MPI job (PMIx), not 2 singletons: the solver saw 2 ranks and
+    decomposed the meshes at or above `mpi.decompose_min_n` (dataset attributes)."""
+    import xarray as xr
+
+    ranks = tiny_config["mpi"]["ranks"]
+    decomposed = []
+    for path in sorted((cluster_run["work"] / "results" / "data").glob("*/u_x*.nc")):
+        with xr.open_dataset(path) as ds:
+            assert int(ds.attrs.get("mpi_ranks", -1)) == ranks, (path, ds.attrs)
+            decomposed.append(int(ds.attrs.get("decomposed", 0)))
+    assert any(decomposed), "no dataset was solved domain-decomposed over the ranks"
 
 
 def test_training_got_the_gpu_partition(cluster_run):

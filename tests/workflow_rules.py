@@ -7,6 +7,7 @@ test_envs.py (conda environment per rule) and test_slurm.py (rule names for reso
 import json
 import subprocess
 import sys
+from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,8 +59,10 @@ print("RULES_JSON=" + json.dumps(rules))
 """
 
 
+@cache
 def load_rules() -> dict:
-    """name -> {conda (absolute path or None), shell, runs_code, ...} for every rule."""
+    """name -> {conda (absolute path or None), shell, runs_code, ...} for every rule (cached:
+    callers must not modify the result)."""
     proc = subprocess.run(
         [sys.executable, "-c", _DUMP_RULES, str(ROOT)],
         cwd=ROOT,

@@ -38,6 +38,9 @@ hostname "$host"
 # Our own /etc/hosts, visible only in this mount namespace.
 printf '127.0.0.1 localhost\n%s %s\n' "$addr" "$host" >"$state/hosts"
 mount --bind "$state/hosts" /etc/hosts
+# Private shared memory too (PMIx and Open MPI name their segments after job ids, which every
+# test cluster numbers from 1).
+mount -t tmpfs -o mode=1777,size=1g tmpfs /dev/shm
 
 # munge: a fresh key, socket and state in STATE_DIR (never the system's /etc/munge, /run/munge).
 dd if=/dev/urandom of="$state/munge/munge.key" bs=1024 count=1 status=none
