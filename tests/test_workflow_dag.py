@@ -17,15 +17,17 @@ from fesr.evaluate import plan
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 
-pytestmark = pytest.mark.slow
+# the whole tiny DAG (about 20 models, 100 predictions) takes 10-20 min on 2 busy cores
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3000)]
 
 
 def snakemake(work: Path, *args, timeout=1500) -> subprocess.CompletedProcess:
-    cmd = [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "-d", str(work), "--cores", "2"]
+    # targets and options first: everything after --configfile is read as a config file
+    cmd = [str(SNAKEMAKE), *args, "-s", str(ROOT / "Snakefile"), "-d", str(work), "--cores", "2"]
     cmd += ["--configfile", str(ROOT / "config.yaml"), str(ROOT / "workflow/presets/tiny.yaml")]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     return subprocess.run(
-        [*cmd, *args], capture_output=True, text=True, timeout=timeout, env=env, check=False
+        cmd, capture_output=True, text=True, timeout=timeout, env=env, check=False
     )
 
 
