@@ -125,7 +125,7 @@ def test_loss_falls_tenfold_on_one_sample(method, tiny_config):
         loss, _ = model.training_loss(batch, step=step)
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     first = sum(losses[:5]) / 5
     last = min(losses[-20:])
     assert last <= first / 10, f"{method}: loss {first:.4g} -> {last:.4g}"
