@@ -77,9 +77,7 @@ def worker(ns, samples: int, E: int) -> None:
         u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
         a = dolfinx.fem.form(kappa * ufl.inner(ufl.grad(u), ufl.grad(v)) * ufl.dx)
         L = dolfinx.fem.form(dolfinx.fem.Constant(mesh, PETSc.ScalarType(1.0)) * v * ufl.dx)
-        facets = dolfinx.mesh.locate_entities_boundary(
-            mesh, 1, lambda x: np.full(x.shape[1], True)
-        )
+        facets = dolfinx.mesh.locate_entities_boundary(mesh, 1, lambda x: np.full(x.shape[1], True))
         bc = dolfinx.fem.dirichletbc(
             PETSc.ScalarType(0.0), dolfinx.fem.locate_dofs_topological(V, 1, facets), V
         )
@@ -116,8 +114,14 @@ def worker(ns, samples: int, E: int) -> None:
         if comm.rank == 0:
             med = {k: float(np.median(vs)) for k, vs in per.items()}
             rows.append(
-                {"n": n, "ranks": comm.size, "setup": setup, **med, "bare": float(np.median(bare)),
-                 "peak_mb": max(peak)}  # fmt: skip
+                {
+                    "n": n,
+                    "ranks": comm.size,
+                    "setup": setup,
+                    **med,
+                    "bare": float(np.median(bare)),
+                    "peak_mb": max(peak),
+                }  # fmt: skip
             )
             print(json.dumps(rows[-1]), flush=True)
     if comm.rank == 0:
