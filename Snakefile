@@ -12,8 +12,6 @@ min_version("9.0")
 configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
-
 # Run the project's code from src/ without an install step, with this interpreter's
 # tools first on PATH (a conda env activated by --use-conda still comes first).
 SRC = os.path.join(workflow.basedir, "src")
@@ -26,6 +24,19 @@ os.environ.update(
 if hasattr(os, "geteuid") and os.geteuid() == 0:
     os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
     os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+
+# Every configuration error stops the run here, before any job is planned (`snakemake -n`
+# too): the schema, then the cross-field rules of fesr.validate, all errors listed at once.
+from fesr.validate import config_errors
+
+_config_errors = config_errors(config)
+if _config_errors:
+    print(f"Invalid configuration ({len(_config_errors)} errors):", file=sys.stderr)
+    for _err in _config_errors:
+        print(f"  {_err}", file=sys.stderr)
+    raise SystemExit(1)
+# (again through Snakemake, which also fills in the schema's defaults)
+validate(config, "workflow/schemas/config.schema.yaml")
 
 
 include: "workflow/rules/common.smk"

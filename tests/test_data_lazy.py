@@ -47,3 +47,18 @@ def test_sample_cache_is_bounded(big_split):
         assert reader._cached <= 2.5 * one
     np.testing.assert_array_equal(reader.field(ALPHA, 0), first)  # evicted, re-read identically
     reader.close()
+
+
+def test_preloaded_split_reads_the_same_samples(big_split):
+    lazy = SplitReader(big_split, "train", [1, ALPHA])
+    held = SplitReader(big_split, "train", [1, ALPHA])
+    assert not held.preload(held.nbytes() - 1)  # over budget: stays lazy
+    assert held.preload(held.nbytes())
+    for k in (0, 7, SAMPLES - 1):
+        np.testing.assert_array_equal(held.field(ALPHA, k), lazy.field(ALPHA, k))
+        np.testing.assert_array_equal(held.coefficient(k), lazy.coefficient(k))
+        assert held.field(1, k).dtype == np.float32
+    held._handles.clear()  # no file access any more: every read comes from memory
+    held._var = None
+    assert held.field(ALPHA, 3).shape == (32 * ALPHA + 1, 32 * ALPHA + 1)
+    lazy.close()

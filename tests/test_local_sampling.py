@@ -42,3 +42,60 @@ def test_unfold3x3_centre_channel_block_is_the_map():
     feat = torch.randn(1, 2, 5, 5)
     u = unfold3x3(feat).view(1, 2, 9, 5, 5)
     torch.testing.assert_close(u[:, :, 4], feat)
+
+
+def _grid_vs_general(m, H, W, window):
+    from fesr.coords import node_coords
+    from fesr.models.local import grid_axis
+
+    coords = node_coords(m).unsqueeze(0)
+    if window is None:
+        nb, kx = four_neighbours(coords, H, W), 2
+    else:
+        nb, kx = window_neighbours(coords, H, W, window), window
+    ax, ay = grid_axis(m, W, window), grid_axis(m, H, window)
+    k = torch.arange(nb.index.shape[-1])
+    i, j = torch.meshgrid(torch.arange(m + 1), torch.arange(m + 1), indexing="ij")
+    i, j = i.reshape(-1, 1), j.reshape(-1, 1)
+    index = ay.index[i, k // kx] * W + ax.index[j, k % kx]
+    rel = torch.stack([ax.rel[j, k % kx], ay.rel[i, k // kx]], dim=-1)
+    assert torch.equal(index, nb.index[0])
+    assert torch.equal(rel, nb.rel[0])  # bit-identical, ties included
+    return ax, ay
+
+
+def test_grid_axis_equals_general_neighbours_and_classes_repeat():
+    """Per-axis grid neighbours = the general path's on node_coords(m), for both layouts, at
+    integer and non-integer ratios, non-square maps; classes hold equal offsets."""
+    for m, H, W in [(64, 16, 16), (59, 16, 12), (8, 16, 16), (128, 32, 32)]:
+        for window in (None, 3):
+            ax, _ = _grid_vs_general(m, H, W, window)
+            # every node's offsets equal its class representative's (up to float rounding)
+            torch.testing.assert_close(ax.rel, ax.rel[ax.rep[ax.cls]], rtol=0, atol=1e-5)
+    # 64 cells on a 16-cell map: 4 nodes per cell, period 4 -> 4 interior classes, plus one per
+    # clamped node within half a cell (4-neighbours) or a cell (3-window) of either edge
+    assert _grid_vs_general(64, 16, 16, None)[0].n_cls == 4 + 2 + 3
+    assert _grid_vs_general(64, 16, 16, 3)[0].n_cls == 4 + 4 + 5
+
+
+def test_four_grid_tiles_cover_the_grid_once_within_the_budget():
+    """FourGrid.tiles: every node exactly once, at most ``nodes`` per tile, and a tile flagged
+    as a band has rows that share their y-neighbours; index/weights = four_neighbours'."""
+    from fesr.coords import node_coords
+    from fesr.models.local import FourGrid
+
+    for m, H, W in [(64, 16, 16), (59, 12, 16), (8, 16, 16)]:
+        grid = FourGrid(m, H, W)
+        nb = four_neighbours(node_coords(m).unsqueeze(0), H, W)
+        for nodes in (1, 7, m + 1, 3 * (m + 1) + 5, 10**6):
+            seen = torch.zeros(m + 1, m + 1, dtype=torch.long)
+            for i0, i1, j0, j1, band in grid.tiles(nodes):
+                assert (i1 - i0) * (j1 - j0) <= max(nodes, 1)
+                seen[i0:i1, j0:j1] += 1
+                if band:
+                    assert (grid.iy[:, i0:i1] == grid.iy[:, i0 : i0 + 1]).all()
+            assert (seen == 1).all(), (m, nodes)
+        index = grid.index(0, m + 1, 0, m + 1).permute(1, 2, 0).reshape(-1, 4)
+        assert torch.equal(index, nb.index[0])
+        weight = grid.weights(0, m + 1, 0, m + 1).permute(1, 2, 0).reshape(-1, 4)
+        torch.testing.assert_close(weight, nb.weight[0], rtol=1e-6, atol=1e-7)

@@ -3,7 +3,10 @@
 import pytest
 import torch
 
+import fesr.models.nhcsr as nhcsr_module
+from fesr.coords import hr_cell, node_coords
 from fesr.models.base import hr_size
+from fesr.models.positional import PE_NAMES
 from fesr.models.registry import build_model
 from fesr.models.scs import stochastic_cosine_similarity
 
@@ -76,7 +79,7 @@ def test_variant_contract(name, tiny_config):
     loss.backward()
     missing = [k for k, p in model.named_parameters() if p.grad is None]
     assert not missing, missing[:5]
-    assert set(logs) == {"l1", "scs"}
+    assert set(logs) == ({"l1", "scs", "scs_grad_share"} if model.use_scs else {"l1", "scs"})
 
 
 def test_variants_configure_what_their_names_say(tiny_config):
@@ -202,3 +205,173 @@ def test_bad_config_and_input_errors(tiny_config):
     bad = {"lr": torch.rand(1, 1, 33, 33), "image": torch.rand(1, 2, 64, 64)}
     with pytest.raises(ValueError, match=r"expected \(B, 1, E, E\)"):
         model.predict(bad, 2)
+
+
+def test_scs_gradient_share_is_logged_and_larger_when_centred(tiny_config):
+    """Targets 0.01 away from the predictions: eq. (10)'s raw cosine is above 0.99, its gradient
+    share small but nonzero; the centred form's share (same weights, same groups) is larger."""
+    torch.manual_seed(0)
+    raw = _build("nhcsr", tiny_config, scs_form="raw")
+    centred = _build("nhcsr", tiny_config, scs_form="centred")
+    centred.load_state_dict(raw.state_dict())
+    batch = _batch(tiny_config, raw, q=256)
+    with torch.no_grad():
+        pred = raw.query(batch, batch["coords"], batch["cell"])
+    g = torch.Generator().manual_seed(3)
+    batch["target"] = pred + 0.01 * torch.randn(pred.shape, generator=g)
+    _, logs_raw = raw.training_loss(batch, step=2)
+    _, logs_centred = centred.training_loss(batch, step=2)
+    assert logs_raw["scs"] > 0.99
+    assert logs_raw["scs_grad_share"] > 0
+    assert logs_centred["scs_grad_share"] > 2 * logs_raw["scs_grad_share"]
+    # the share is that of the gradients with respect to the predictions, computed by hand
+    p = pred.clone().requires_grad_()
+    gen = torch.Generator().manual_seed(nhcsr_module.SCS_SEED + 2)
+    scs = stochastic_cosine_similarity(p, batch["target"], raw.scs_draws, raw.scs_group, gen)
+    (g_scs,) = torch.autograd.grad(raw.scs_lambda * (1 - scs), p)
+    p = pred.clone().requires_grad_()
+    (g_l1,) = torch.autograd.grad((p - batch["target"]).abs().mean(), p)
+    expected = (g_scs.norm() / g_l1.norm()).item()
+    assert logs_raw["scs_grad_share"] == pytest.approx(expected, rel=1e-4)
+    # evaluation (no gradients) and the no-SCS variant log no share
+    with torch.no_grad():
+        assert "scs_grad_share" not in raw.training_loss(batch)[1]
+    assert "scs_grad_share" not in _build("nhcsr-no_scs", tiny_config).training_loss(batch)[1]
+
+
+def _without_attention_bias(model):
+    """Zero the eq. (8) bias maps: phi then reaches the output only through the value path."""
+    with torch.no_grad():
+        for branch in (model.coarse, getattr(model, "fine", None)):
+            if branch is not None:
+                branch.bias.weight.zero_()
+                branch.bias.bias.zero_()
+    return model
+
+
+@pytest.mark.parametrize("pe", PE_NAMES)
+def test_encoding_enters_the_value_path(pe, tiny_config):
+    """Eqs. (7), (9): with the attention bias silenced, phi still changes the output, through
+    the value path; silencing that too removes every dependence on phi."""
+    torch.manual_seed(0)
+    model = _without_attention_bias(_build("nhcsr", tiny_config, pe=pe).eval())
+    inputs = _inputs(tiny_config, model)
+    coords = torch.rand(1, 40, 2) * 2 - 1
+    cell = torch.full_like(coords, 0.05)
+    with torch.no_grad():
+        with_phi = model.query(inputs, coords, cell)
+        for branch in (model.coarse, model.fine):
+            branch.value_pe.weight.zero_()
+        without_phi = model.query(inputs, coords, cell)
+    assert (with_phi - without_phi).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("pe", [p for p in PE_NAMES if p != "plain"])
+def test_each_encoding_changes_what_the_decoder_sees(pe, tiny_config):
+    """Table II: another encoding with the same weights elsewhere (attention biases silenced)
+    gives other outputs than the plain one."""
+    torch.manual_seed(0)
+    plain = _without_attention_bias(_build("nhcsr", tiny_config, pe="plain").eval())
+    other = _build("nhcsr", tiny_config, pe=pe).eval()
+    own = other.state_dict()
+    shared = {
+        k: v
+        for k, v in plain.state_dict().items()
+        if k in own and own[k].shape == v.shape and ".pe." not in k and "value_pe" not in k
+    }
+    other.load_state_dict({**own, **shared})
+    _without_attention_bias(other)
+    inputs = _inputs(tiny_config, plain)
+    coords = torch.rand(1, 40, 2) * 2 - 1
+    cell = torch.full_like(coords, 0.05)
+    with torch.no_grad():
+        a = plain.query(inputs, coords, cell)
+        b = other.query(inputs, coords, cell)
+    assert (a - b).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize(
+    "name", ["nhcsr", "nhcsr-pe_lte", "nhcsr-pe_ipe", "nhcsr-single_scale", "nhcsr-pe_plain"]
+)
+@pytest.mark.parametrize("alpha", [4, 3.7, 0.5])
+def test_grid_predict_equals_the_general_path(name, alpha, tiny_config):
+    """predict's grid path (per-axis windows, per-offset tables) == chunked query_encoded on the
+    node grid, border windows included; also when the table is not built."""
+    torch.manual_seed(0)
+    model = _build(name, tiny_config, exact_boundary=name == "nhcsr").eval()
+    inputs = _inputs(tiny_config, model, batch=2)
+    m = hr_size(tiny_config["lr_n"], alpha)
+    with torch.no_grad():
+        state = model.encode(inputs)
+        c = node_coords(m).unsqueeze(0).expand(2, -1, -1)
+        ref = model.query_encoded(state, c, torch.full_like(c, hr_cell(m)))[..., 0]
+    ref = ref.view(2, m + 1, m + 1)
+    scale = ref.abs().max()
+    torch.testing.assert_close(
+        model.predict(inputs, alpha, chunk=300) / scale, ref / scale, rtol=0, atol=1e-5
+    )
+    if name == "nhcsr":
+        br = model.predict_branches(inputs, alpha)
+        torch.testing.assert_close(br["full"] / scale, ref / scale, rtol=0, atol=1e-5)
+
+
+def test_grid_predict_without_the_offset_table(tiny_config, monkeypatch):
+    torch.manual_seed(0)
+    model = build_model("nhcsr", tiny_config).eval()
+    inputs = _inputs(tiny_config, model)
+    with_table = model.predict(inputs, 3.7)
+    monkeypatch.setattr(nhcsr_module, "TABLE_FLOATS", 0)
+    with torch.no_grad():
+        plan = model.coarse.grid_plan(model.encode(inputs)["coarse"], 4, hr_cell(4))
+    assert "table" not in plan
+    torch.testing.assert_close(model.predict(inputs, 3.7), with_table, rtol=1e-5, atol=1e-6)
+
+
+def test_cell_clip_is_in_feature_pixels_so_patches_clip_alike(tiny_config):
+    """A patch of P coefficient cells (p = P lr_n / E LR cells) sees cell = 2 / (p alpha) in its
+    own units: scales beyond the largest training scale clip to it there too."""
+    model = build_model("nhcsr", tiny_config).eval()
+    n, E = tiny_config["lr_n"], tiny_config["physics"]["E"]
+    top = max(tiny_config["training"]["train_scales"])
+    P = E // 2
+    p = P * n // E
+    g = torch.Generator().manual_seed(0)
+    inputs = {
+        "lr": torch.rand(1, 1, p + 1, p + 1, generator=g),
+        "image": torch.rand(1, 2, P, P, generator=g),
+    }
+    coords = torch.rand(1, 30, 2, generator=g) * 2 - 1
+    with torch.no_grad():
+        at_top = model.query(inputs, coords, torch.full_like(coords, 2 / (p * top)))
+        beyond = model.query(inputs, coords, torch.full_like(coords, 2 / (p * 64)))
+        below = model.query(inputs, coords, torch.full_like(coords, 2 / (p * 2)))
+    torch.testing.assert_close(beyond, at_top)
+    assert not torch.allclose(below, at_top)
+
+
+@pytest.mark.parametrize("alpha", [8, 16])
+def test_grid_predict_broadcast_tiles_equal_the_general_path(alpha, tiny_config, monkeypatch):
+    """Integer scales with whole cells of nodes: bands of rows and whole cells of columns take
+    the broadcast path (K|V per cell, encoding terms per row and column-in-cell); the border
+    strips and the rest take the gather path; together they equal the general path."""
+    torch.manual_seed(0)
+    model = build_model("nhcsr", tiny_config).eval()
+    taken = []
+    regular = nhcsr_module.LocalAttentionBranch._regular
+
+    def spy(self, plan, rows, cols):
+        taken.append(regular(self, plan, rows, cols))
+        return taken[-1]
+
+    monkeypatch.setattr(nhcsr_module.LocalAttentionBranch, "_regular", spy)
+    inputs = _inputs(tiny_config, model, batch=2)
+    m = hr_size(tiny_config["lr_n"], alpha)
+    fast = model.predict(inputs, alpha, chunk=300)
+    assert any(taken) and not all(taken)
+    with torch.no_grad():
+        state = model.encode(inputs)
+        c = node_coords(m).unsqueeze(0).expand(2, -1, -1)
+        ref = model.query_encoded(state, c, torch.full_like(c, hr_cell(m)))[..., 0]
+    ref = ref.view(2, m + 1, m + 1)
+    scale = ref.abs().max()
+    torch.testing.assert_close(fast / scale, ref / scale, rtol=0, atol=1e-5)

@@ -5,7 +5,13 @@ import math
 import pytest
 import torch
 
-from fesr.models.positional import PE_NAMES, GaborEncoding, build_positional, gabor
+from fesr.models.positional import (
+    PE_NAMES,
+    SIREN_OMEGA0,
+    GaborEncoding,
+    build_positional,
+    gabor,
+)
 
 
 def test_gabor_is_cosine_when_s0_is_zero():
@@ -41,10 +47,11 @@ def test_gabor_encoding_layers_reduce_to_cosine_and_gaussian():
 @pytest.mark.parametrize("name", PE_NAMES)
 def test_every_encoding_builds_and_broadcasts(name):
     torch.manual_seed(0)
-    enc = build_positional(name, 16)
+    enc = build_positional(name, 16, feat_dim=5)
     rel = torch.rand(2, 7, 9, 2) * 2 - 1
     cell = torch.full((2, 7, 1, 2), 0.1)
-    out = enc(rel, cell)
+    local = torch.rand(2, 7, 9, getattr(enc, "local_channels", 0))
+    out = enc(rel, cell, local if local.shape[-1] else None)
     assert out.shape == (2, 7, 9, enc.out_dim)
     assert torch.isfinite(out).all()
 
@@ -72,3 +79,37 @@ def test_plain_is_the_raw_offset_and_unknown_name_is_an_error():
     torch.testing.assert_close(build_positional("plain", 16)(rel, None), rel)
     with pytest.raises(ValueError, match="'fourier'"):
         build_positional("fourier", 16)
+
+
+def test_sinusoid_uses_sirens_omega0():
+    """SIREN's first layer: sin(30 (W x + b)), whatever the Gabor's omega0 is."""
+    torch.manual_seed(0)
+    enc = build_positional("sinusoid", 8, omega0=8.0)
+    first = enc.layers[0]
+    assert SIREN_OMEGA0 == 30.0 and first.omega0 == 30.0
+    x = torch.rand(4, 2)
+    torch.testing.assert_close(first(x), torch.sin(30.0 * first.linear(x)))
+
+
+def test_lte_estimates_amplitude_and_frequency_from_the_features():
+    """LTE's encoding: amp * [cos, sin](pi (fx rx + fy ry + phase(cell))), amp and (fx, fy) read
+    from the local estimates (a 3x3 conv of the features), so other features give another code."""
+    torch.manual_seed(0)
+    enc = build_positional("lte", 8, feat_dim=3)
+    n = enc.n
+    assert enc.local_channels == 4 * n and enc.out_dim == 2 * n
+    feat = torch.rand(1, 3, 5, 5)
+    maps = enc.maps(feat)
+    assert maps.shape == (1, 4 * n, 5, 5)
+    local = maps[0, :, 2, 2]
+    rel, cell = torch.tensor([0.3, -0.2]), torch.tensor([0.1, 0.1])
+    amp, fx, fy = local[: 2 * n], local[2 * n : 3 * n], local[3 * n :]
+    arg = math.pi * (fx * rel[0] + fy * rel[1] + enc.phase(cell))
+    expected = amp * torch.cat([torch.cos(arg), torch.sin(arg)])
+    torch.testing.assert_close(enc(rel, cell, local), expected)
+    other = enc.maps(feat + 1.0)[0, :, 2, 2]
+    assert not torch.allclose(enc(rel, cell, other), expected)
+    with pytest.raises(ValueError, match="local estimates"):
+        enc(rel, cell)
+    with pytest.raises(ValueError, match="feat_dim"):
+        build_positional("lte", 8)

@@ -194,10 +194,13 @@ def test_table1_has_a_row_per_method_and_a_column_per_scale(tmp_path):
     )
     t = pd.read_csv(tmp_path / "table1.csv")
     assert list(t["method"]) == methods * 2
-    assert [f"mse_e3_x{s}" for s in scales] + [f"ssim_x{s}" for s in scales] == list(t.columns[2:])
+    means = [f"mse_e3_x{s}" for s in scales] + [f"ssim_x{s}" for s in scales]
+    assert means == list(t.columns[2 : 2 + len(means)])
+    assert {"mse_e3_x4_lo", "mse_e3_x4_hi", "maps_x4"} <= set(t.columns)
     liif = t[(t["split"] == "test_random") & (t["method"] == "liif")].iloc[0]
     assert liif["mse_e3_x4"] == pytest.approx(2 * 4)  # mean of 2e-3 * 4, shown in 1e-3
-    assert "out of distribution" in (tmp_path / "table1.md").read_text()
+    md = (tmp_path / "table1.md").read_text()
+    assert "out of distribution" in md and "95% t interval" in md
     assert "\\begin{tabular}" in (tmp_path / "table1.tex").read_text()
 
 
@@ -252,3 +255,38 @@ def test_cost_table_times_and_speedup():
     assert t.loc["liif", "speedup_vs_direct"] == pytest.approx(4.0 / 2.5)
     assert t.loc["fe_x2_interp", "speedup_vs_direct"] == pytest.approx(4.0)
     assert t.loc["fe_direct", "rel_l2"] == 0
+
+
+def test_validation_curve_summary_and_figure(tmp_path):
+    from fesr.report.figures_misc import curve_summary
+    from fesr.report.figures_misc import main as figures_main
+
+    # val 1.0 at 0, ... 0.12 at iteration 80 (the last at or before 80% of 100), 0.1 at 100
+    h = pd.DataFrame(
+        {
+            "iteration": [0, 20, 40, 60, 80, 90, 100],
+            "loss": np.nan,
+            "val_loss": [1.0, 0.5, 0.3, 0.2, 0.12, np.nan, 0.1],
+            "lr": 1e-3,
+            "seconds": 0.0,
+        }
+    )
+    path = tmp_path / "history.csv"
+    h.to_csv(path, index=False)
+    fall, last = curve_summary(h.dropna(subset=["val_loss"]))
+    assert fall == pytest.approx(10.0)
+    assert last == pytest.approx((0.12 - 0.1) / 0.12)
+    figures_main(
+        [
+            "fig_training",
+            "--histories",
+            str(path),
+            str(path),
+            "--labels",
+            "a",
+            "b",
+            "--out-prefix",
+            str(tmp_path / "fig_training"),
+        ]
+    )
+    assert (tmp_path / "fig_training.png").stat().st_size > 0

@@ -72,3 +72,42 @@ def test_scs_gradient_raises_similarity():
             pred - 0.5 * pred.grad, target, 8, 16, torch.Generator().manual_seed(0)
         )
     assert after < term.detach()
+
+
+def test_centred_form_is_the_pearson_correlation_of_each_group():
+    g = torch.Generator().manual_seed(4)
+    pred, target = torch.rand(2, 40, generator=g), torch.rand(2, 40, generator=g)
+    index = draw_groups(2, 40, 3, 10, torch.Generator().manual_seed(5))
+    got = group_cosine_similarity(pred, target, index, form="centred")
+    corr = [
+        torch.corrcoef(torch.stack([pred[b, index[b, t]], target[b, index[b, t]]]))[0, 1]
+        for b in range(2)
+        for t in range(3)
+    ]
+    assert got.item() == pytest.approx(torch.stack(corr).mean().item(), rel=1e-5)
+    # a constant offset changes the raw cosine, not the centred one
+    shifted = group_cosine_similarity(pred + 5.0, target, index, form="centred")
+    assert shifted.item() == pytest.approx(got.item(), rel=1e-5)
+    assert group_cosine_similarity(pred + 5.0, target, index).item() != pytest.approx(
+        group_cosine_similarity(pred, target, index).item(), rel=1e-3
+    )
+    with pytest.raises(ValueError, match="SCS form 'mean'"):
+        group_cosine_similarity(pred, target, index, form="mean")
+
+
+def test_centred_gradient_is_larger_where_the_raw_cosine_saturates():
+    """Positive fields near the target (the issue's case): the raw cosine is above 0.99 and its
+    gradient small; the centred form's gradient is several times larger."""
+    g = torch.Generator().manual_seed(6)
+    target = 0.1 + 0.6 * torch.rand(4, 512, 1, generator=g)
+    pred = (target + 0.01 * torch.randn(4, 512, 1, generator=g)).requires_grad_()
+    norms = {}
+    for form in ("raw", "centred"):
+        gen = torch.Generator().manual_seed(0)
+        scs = stochastic_cosine_similarity(pred, target, 33, 33, gen, form=form)
+        if form == "raw":
+            assert scs.item() > 0.99
+        (grad,) = torch.autograd.grad(1 - scs, pred)
+        norms[form] = grad.norm().item()
+    assert norms["raw"] > 0
+    assert norms["centred"] > 2 * norms["raw"], norms

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from fesr.coords import hr_cell, node_coords
+from fesr.models import srno
 from fesr.models.base import hr_size
 from fesr.models.registry import build_model
 from fesr.models.srno import GalerkinBlock
@@ -55,9 +56,13 @@ def test_galerkin_block_matches_quadratic_form():
     torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("cache", [True, False])
 @pytest.mark.parametrize("chunk", [1, 997, 4096])
-def test_chunked_predict_equals_one_query_over_all_nodes(tiny_config, chunk):
-    """predict (blocks + 1 passes over chunks) == query with every node at once, batch of 2."""
+def test_chunked_predict_equals_one_query_over_all_nodes(tiny_config, chunk, cache, monkeypatch):
+    """predict == query with every node at once, batch of 2: with z cached per node (one pass
+    per block) and without (blocks + 1 passes over chunks, recomputing z)."""
+    if not cache:
+        monkeypatch.setattr(srno, "Z_CACHE_BYTES", 0)
     torch.manual_seed(0)
     model = build_model("srno", tiny_config).eval()
     assert len(model.blocks) >= 2  # block 2 depends on block 1 at every node: the hard case
@@ -71,9 +76,11 @@ def test_chunked_predict_equals_one_query_over_all_nodes(tiny_config, chunk):
     )
 
 
-def test_predict_memory_is_bounded_by_the_chunk(tiny_config):
-    """Every per-node tensor passes through the lifting and the blocks; none of them ever sees
-    more than one chunk of nodes, however many nodes the output has."""
+def test_predict_memory_is_bounded_by_the_chunk(tiny_config, monkeypatch):
+    """Without the per-node z cache (Z_CACHE_BYTES exceeded, as paper widths at 64x are), every
+    per-node tensor passes through the lifting and the blocks and none of them ever sees more
+    than one chunk of nodes, however many nodes the output has."""
+    monkeypatch.setattr(srno, "Z_CACHE_BYTES", 0)
     torch.manual_seed(0)
     model = build_model("srno", tiny_config).eval()
     seen = []

@@ -124,3 +124,31 @@ def test_shift_mask_blocks_wrapped_neighbours():
     orig = block.attn.forward
     block.attn.forward = lambda x, mask: orig(x, None)
     assert _changed(block, H, W, 0, 0)[6:, 6:].any()
+
+
+def test_paper_size_is_classical_swinir():
+    """config.yaml holds classical SwinIR (embed 180, 6 x 6 layers, 64 output features): 11-12M
+    parameters, as the LIIF-family encoders; counted only, never run at that size here."""
+    from fesr.config import load_config
+
+    cfg = load_config()["encoders"]["swinir"]
+    enc = build_encoder("swinir", cfg, 2)
+    count = sum(p.numel() for p in enc.parameters())
+    assert 11.0e6 <= count <= 12.0e6, count
+    assert enc.out_dim == 64 and isinstance(enc.conv_out[1], torch.nn.LeakyReLU)
+    rates = [blk.drop_path.p for layer in enc.layers for blk in layer.blocks]
+    assert rates[0] == 0.0 and rates[-1] == pytest.approx(cfg["drop_path"])
+
+
+def test_drop_path_only_in_training():
+    """Stochastic depth changes training outputs from draw to draw and is the identity in eval."""
+    torch.manual_seed(0)
+    enc = _enc(depths=[4], drop_path=0.5, out_dim=6)
+    x = torch.rand(4, 2, 8, 8)
+    assert enc(x).shape == (4, 6, 8, 8)
+    enc.train()
+    assert not torch.equal(enc(x), enc(x))
+    enc.eval()
+    torch.testing.assert_close(enc(x), enc(x), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="drop_path"):
+        _enc(drop_path=1.0)

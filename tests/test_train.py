@@ -19,6 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from synthetic_data import write_dataset
 
+from fesr import model_names
 from fesr.checkpoint import load_checkpoint, load_model
 from fesr.coords import sample_cells, sample_nodal
 from fesr.data import u_scale
@@ -55,6 +56,8 @@ class TinyMethod(SRModel):
 def _tiny_method(monkeypatch):
     monkeypatch.setitem(registry.METHODS, "tinytest", __name__)
     monkeypatch.setitem(registry._CLASSES, "tinytest", TinyMethod)
+    # model names are checked against fesr.model_names (the registry's import-free twin)
+    monkeypatch.setattr(model_names, "METHOD_NAMES", (*model_names.METHOD_NAMES, "tinytest"))
     TinyMethod.method = "tinytest"
 
 
@@ -105,7 +108,10 @@ def test_train_20_plus_resume_20_equals_40(config, data_dir, tmp_path):
     _assert_same(whole, resumed)
     # the learning rate schedule went through both milestones
     assert whole["history"][-1, 3] == pytest.approx(1e-2 * 0.25)
-    assert whole["history"][0, 1] > 2 * whole["history"][-10:, 1].mean()  # it learns
+    assert whole["history"][1, 1] > 2 * whole["history"][-10:, 1].mean()  # it learns
+    # row 0: the untrained model's validation loss, no training loss; it falls with training
+    assert whole["history"][0, 0] == 0 and torch.isnan(whole["history"][0, 1])
+    assert whole["history"][0, 2] > whole["history"][-1, 2]
 
 
 def test_interrupted_between_checkpoints_resumes_from_last_one(config, data_dir, tmp_path):
@@ -128,10 +134,12 @@ def test_same_seed_same_result_other_seed_differs(config, data_dir, tmp_path):
 def test_history_csv_and_checkpoint_contents(config, data_dir, tmp_path):
     path = _run("tinytest", config, data_dir, tmp_path / "m")
     hist = pd.read_csv(tmp_path / "m" / "history.csv")
-    assert list(hist.columns) == HISTORY_COLUMNS
-    assert hist["iteration"].tolist() == list(range(1, 41))
-    assert hist["val_loss"].notna().tolist() == [i % 10 == 0 for i in range(1, 41)]
-    assert (hist["seconds"].diff().dropna() >= 0).all() and hist["loss"].notna().all()
+    # the fixed columns, then every key of training_loss's dict
+    assert list(hist.columns) == [*HISTORY_COLUMNS, "l1"]
+    assert hist["l1"][1:].notna().all() and (hist["l1"][1:] > 0).all()
+    assert hist["iteration"].tolist() == list(range(0, 41))  # 0: the untrained model
+    assert hist["val_loss"].notna().tolist() == [i % 10 == 0 for i in range(0, 41)]
+    assert (hist["seconds"].diff().dropna() >= 0).all() and hist["loss"][1:].notna().all()
     ckpt = load_checkpoint(path)
     for key in (
         "format",
@@ -200,3 +208,28 @@ def test_dataloader_workers_give_the_same_run(config, data_dir, tmp_path):
     config["training"]["num_workers"] = 2
     b = load_checkpoint(_run("tinytest", config, data_dir, tmp_path / "b"))
     _assert_same(a, b)
+
+
+def test_patch_training_resumes_exactly_and_preload_changes_nothing(config, data_dir, tmp_path):
+    """Patch batches (issue 9) keep the bitwise resume; the in-memory split gives the same run
+    as the lazy reader (preload_mb 0: nothing fits, the NetCDF files are read per sample)."""
+    config["training"].update(iterations=12, patch=32, val_every=4, checkpoint_every=4)
+    whole = load_checkpoint(_run("tinytest", config, data_dir, tmp_path / "whole"))
+    _run("tinytest", config, data_dir, tmp_path / "split", stop_at=6)
+    _assert_same(whole, load_checkpoint(_run("tinytest", config, data_dir, tmp_path / "split")))
+    config["training"]["preload_mb"] = 0
+    _assert_same(whole, load_checkpoint(_run("tinytest", config, data_dir, tmp_path / "lazy")))
+    config["training"]["patch"] = None  # whole fields: another run
+    other = load_checkpoint(_run("tinytest", config, data_dir, tmp_path / "fields"))
+    assert not torch.equal(other["state_dict"]["conv.weight"], whole["state_dict"]["conv.weight"])
+
+
+def test_history_gains_a_column_for_a_term_logged_later():
+    from fesr.train import History
+
+    h = History()
+    h.append([1, 0.5, float("nan"), 1e-3, 0.1], {"l1": 0.5})
+    h.append([2, 0.4, 0.3, 1e-3, 0.2], {"l1": 0.4, "scs": 0.9})
+    assert h.columns == [*HISTORY_COLUMNS, "l1", "scs"]
+    t = h.tensor()
+    assert t.shape == (2, 7) and torch.isnan(t[0, 6]) and t[1, 6] == 0.9

@@ -83,6 +83,20 @@ def test_tables_have_a_row_per_method_and_a_column_per_scale(tiny_run, tiny_conf
         assert len(counts) == 1 and counts.pop() > 0, f"{split}: uneven sample rows {sizes}"
 
 
+def test_one_evaluation_job_per_model_and_split(tiny_run, tiny_config):
+    """Issue 10: a (model, split) is predicted by one job for all its scales; the staging
+    directory is gone and every (model, split, scale) file is published."""
+    jobs = plan.evaluation_jobs(tiny_config)
+    bench = tiny_run / "results" / "benchmarks" / "predict"
+    ran = {tuple(p.relative_to(bench).with_suffix("").parts) for p in bench.rglob("*.tsv")}
+    assert ran == set(jobs), f"predict jobs {sorted(ran)} != planned {sorted(jobs)}"
+    staged = [p for p in (tiny_run / plan.EVALUATION).rglob("*") if p.is_file()]
+    assert not staged, f"staged files left behind (Snakemake keeps only empty folders): {staged}"
+    for model, split, scale in plan.evaluated(tiny_config):
+        assert (tiny_run / plan.prediction_path(model, split, scale)).is_file()
+        assert (tiny_run / plan.metric_part(model, split, scale)).is_file()
+
+
 def test_table1_rebuilds_alone(tiny_run):
     table1 = tiny_run / "results" / "tables" / "table1.csv"
     upstream = list((tiny_run / "results" / "models").rglob("checkpoint.pt"))

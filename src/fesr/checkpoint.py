@@ -70,6 +70,13 @@ def set_rng_states(states: dict) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+def current_umask() -> int:
+    """The process umask (read by setting it and restoring it at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def save_checkpoint(path, **content) -> Path:
     """Write ``content`` (plus the format tag) to ``path`` atomically: a temporary file in the same
     directory, then ``os.replace``, so an interruption never leaves a half-written checkpoint."""
@@ -81,6 +88,9 @@ def save_checkpoint(path, **content) -> Path:
     payload = {"format": FORMAT, "version": VERSION, **content}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp creates mode 0600; give the file the mode open() would (0666 less the umask),
+        # so group members of a shared project can read the models like every other output.
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as fh:
             torch.save(payload, fh)
             fh.flush()
@@ -98,6 +108,13 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
+    if torch.device(map_location).type == "cuda" and not torch.cuda.is_available():
+        from fesr.cli import UsageError
+
+        raise UsageError(
+            f"device {str(map_location)!r} requested but no CUDA device is available on this "
+            "machine (use --device cpu or auto)"
+        )
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except (
@@ -112,7 +129,19 @@ def load_checkpoint(path, map_location="cpu") -> dict:
         KeyError,
         IndexError,
     ) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        # torch's own message suggests weights_only=False, which would run the file's code:
+        # never relayed.
+        text = str(err)
+        if "GLOBAL" in text:  # a class or function reference: what a code-running pickle needs
+            raise ValueError(
+                f"{path}: refused: it holds pickled Python objects (classes or functions), which "
+                "no fesr checkpoint does; loading them could run code the file carries"
+            ) from None
+        noise = ("weights_only", "Weights only", "Check the documentation", "Please file an issue")
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        lines = [ln for ln in lines if not any(w in ln for w in noise)]
+        first = lines[0].removeprefix("WeightsUnpickler error:").strip() if lines else ""
+        first = first or type(err).__name__
         raise ValueError(
             f"{path}: not a readable fesr checkpoint (corrupt, truncated or written by something "
             f"else): {first}"

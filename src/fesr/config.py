@@ -1,15 +1,16 @@
 """Load the pipeline configuration outside Snakemake (tests, benchmarks, notebooks).
 
 Merges ``config.yaml`` with an optional preset exactly as ``--configfile`` does (nested dicts
-are merged key by key, everything else replaced) and validates against the JSON schema.
+are merged key by key, everything else replaced) and validates the result exactly as the
+Snakefile does: the JSON schema, then the cross-field rules (``fesr.validate``).
 """
 
 from __future__ import annotations
 
 import copy
+from functools import cache
 from pathlib import Path
 
-import jsonschema
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,13 +36,33 @@ def load_yaml(path) -> dict:
     return data
 
 
+@cache
+def _schema() -> dict:
+    return load_yaml(SCHEMA)
+
+
+def schema() -> dict:
+    """The pipeline's JSON schema (a fresh copy: callers may modify it)."""
+    return copy.deepcopy(_schema())
+
+
+def required_keys(path: tuple[str, ...]) -> list[str]:
+    """The keys the schema requires of the object at ``path``, e.g. ("methods", "liif")."""
+    node = _schema()
+    for key in path:
+        node = node.get("properties", {}).get(key, {})
+    return list(node.get("required", []))
+
+
 def validate(config: dict) -> dict:
-    """Validate against the pipeline schema; raise ValueError naming the bad key and value."""
-    try:
-        jsonschema.validate(config, load_yaml(SCHEMA))
-    except jsonschema.ValidationError as err:
-        where = "/".join(str(p) for p in err.absolute_path) or "<top level>"
-        raise ValueError(f"invalid config at '{where}': {err.message}") from None
+    """Validate against the schema and the cross-field rules of ``fesr.validate``; raise
+    ValueError listing every error (each names the key path, the bad value and what was
+    expected)."""
+    from fesr.validate import config_errors
+
+    errors = config_errors(config)
+    if errors:
+        raise ValueError("invalid config:\n" + "\n".join(f"  {e}" for e in errors))
     return config
 
 

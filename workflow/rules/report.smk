@@ -93,7 +93,9 @@ rule table3:
 
 rule table_complexity:
     input:
-        eval_plan.complexity_parts(config),
+        parts=eval_plan.complexity_parts(config),
+        # paper-size 64x inference, committed by benchmarks/bench_inference.py --csv
+        bench=eval_plan.inference_benchmark(workflow.basedir),
     output:
         csv=report(
             f"{TABLES}/table_complexity.csv",
@@ -111,9 +113,10 @@ rule table_complexity:
     params:
         methods=words(TABLE1_METHODS),
         scales=words(EVAL_SCALES),
+        bench=lambda w, input: words(f"--inference-benchmark {p}" for p in input.bench),
     shell:
-        "python -m fesr.report.tables table_complexity --metrics {input}"
-        " --methods {params.methods} --scales {params.scales}"
+        "python -m fesr.report.tables table_complexity --metrics {input.parts}"
+        " --methods {params.methods} --scales {params.scales} {params.bench}"
         f" --out-prefix {TABLES}/table_complexity > {{log}} 2>&1"
 
 
@@ -395,6 +398,29 @@ rule fig9:
     shell:
         "python -m fesr.report.figures_misc fig9 --histories {input}"
         f" --labels {{params.labels}} --out-prefix {FIGURES}/fig9 > {{log}} 2>&1"
+
+
+rule fig_training:
+    input:
+        [f"{MODELS}/{m}/history.csv" for m in eval_plan.learned_models(config)],
+    output:
+        png=report(
+            f"{FIGURES}/fig_training.png",
+            caption="../report/fig_training.rst",
+            category="Figures",
+        ),
+        pdf=f"{FIGURES}/fig_training.pdf",
+    log:
+        f"{LOGS}/report/fig_training.log",
+    benchmark:
+        f"{BENCH}/report/fig_training.tsv"
+    conda:
+        ENV_TORCH
+    params:
+        labels=words(eval_plan.learned_models(config)),
+    shell:
+        "python -m fesr.report.figures_misc fig_training --histories {input}"
+        f" --labels {{params.labels}} --out-prefix {FIGURES}/fig_training > {{log}} 2>&1"
 
 
 rule fig10:

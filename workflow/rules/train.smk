@@ -40,7 +40,9 @@ rule train:
         f"{BENCH}/train/{{model}}.tsv"
     conda:
         ENV_TORCH
-    threads: 2
+    # one core per job: 2 cores train 2 models at once. Small convs and MLPs gain little from a
+    # second thread, and 2 threads on cores other jobs use stall on each other (bench_train.py)
+    threads: 1
     resources:
         gpu=1,
         mem_mb=16000,

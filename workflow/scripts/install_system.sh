@@ -18,6 +18,9 @@ done
 have munged || need+=(munge)
 have ip || need+=(iproute2)
 have unshare || need+=(util-linux)
+# tests/test_dolfinx_modern.py runs fesr.fem on DOLFINx 0.9/0.11 in a Debian 13 chroot that
+# workflow/scripts/build_trixie_chroot.sh makes with debootstrap.
+have debootstrap || need+=(debootstrap)
 if [ ${#need[@]} -gt 0 ]; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)

@@ -3,7 +3,9 @@
 ``results/data/{split}/coefficient.nc`` holds ``A(sample, cy, cx)``; ``u_x{alpha}.nc`` holds
 ``u(sample, y, x)``. ``SplitReader`` reads one sample at a time through netCDF4 (never a whole
 variable), so memory stays bounded however large the split is; an optional LRU cache of decoded
-samples, bounded in bytes, saves re-decompressing the HR fields every epoch.
+samples, bounded in bytes, saves re-decompressing the HR fields every epoch. When the whole split
+fits a stated budget, ``preload`` holds it in memory as float32 arrays instead (read in blocks of
+samples, so the peak stays the arrays plus one block), and every read is a view of them.
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ class SplitReader:
         self._pid = None
         self._cache: OrderedDict = OrderedDict()
         self._cached = 0
+        self._arrays: dict = {}  # key -> (n_samples, ...) float32, filled by preload()
         sizes = {}
         with _open(coefficient_path(data_dir, split)) as ds:
             var = _variable(ds, COEFFICIENT_VAR, coefficient_path(data_dir, split))
@@ -125,6 +128,32 @@ class SplitReader:
     def __len__(self) -> int:
         return self.n_samples
 
+    @property
+    def preloaded(self) -> bool:
+        return bool(self._arrays)
+
+    def nbytes(self) -> int:
+        """Bytes of the whole split (coefficient and every opened scale) as float32."""
+        per = self.E**2 + sum(nodes**2 for nodes in self.node_sizes.values())
+        return 4 * per * self.n_samples
+
+    def preload(self, max_bytes: int, block: int = 64) -> bool:
+        """Hold the whole split in memory as float32 if it fits ``max_bytes``; returns whether it
+        did. Reads ``block`` samples at a time (a whole float64 variable never materialises)."""
+        if self._arrays or self.nbytes() > int(max_bytes):
+            return bool(self._arrays)
+        arrays = {}
+        for key in ["coef", *self.scales]:
+            var = self._var(key)
+            arr = np.empty(var.shape, dtype=np.float32)
+            for start in range(0, self.n_samples, block):
+                arr[start : start + block] = var[start : start + block]
+            arrays[key] = arr
+        self._arrays = arrays
+        self._cache.clear()  # the arrays supersede the LRU cache
+        self._cached = 0
+        return True
+
     def _var(self, key):
         if self._pid != os.getpid():  # a forked worker must not share the parent's HDF5 handles
             self._handles, self._pid = {}, os.getpid()
@@ -140,6 +169,8 @@ class SplitReader:
     def _read(self, key, k: int) -> np.ndarray:
         if not 0 <= k < self.n_samples:
             raise IndexError(f"sample {k} out of range for {self.split} ({self.n_samples} samples)")
+        if self._arrays:
+            return self._arrays[key][k]
         hit = self._cache.get((key, k))
         if hit is not None:
             self._cache.move_to_end((key, k))
@@ -171,6 +202,7 @@ class SplitReader:
         self._handles = {}
         self._cache.clear()
         self._cached = 0
+        self._arrays = {}
 
     def __getstate__(self):  # picklable for DataLoader workers: no open handles travel
         state = dict(self.__dict__)

@@ -13,6 +13,18 @@ Batch dict (values divided by the dataset constant ``u_scale``):
 * ``target`` (B, Q, 1): the HR field at those nodes; ``scale``: the batch's alpha (float);
 * ``hr`` (B, 1, m+1, m+1), the whole HR field, only with ``full_field=True`` (IDM);
 * ``index`` (B,) the sample indices (int64), for debugging and tests.
+
+Patch batches (``patch=P``, issue 9, the LIIF family's practice): each sample is cropped to a
+square of P x P coefficient cells, P a multiple of E / n so that it covers p = P n / E whole LR
+cells, at a position drawn per sample and aligned to the LR cells. The batch then holds the crop
+of the whole field's conditioning image (d(X) is computed on the whole field, then cropped, so a
+patch pixel equals the whole-field pixel), the (p+1)^2 LR nodes, and queries among the
+(p alpha + 1)^2 HR nodes of the patch. ``coords`` are PATCH-LOCAL network coordinates (the patch
+is the field the model sees) and ``cell`` = 2 / (p alpha) in those units, so every quantity in
+feature pixels is the same as on the whole field. ``hr`` is the HR field cropped to the patch.
+``patch_origin`` (B, 2) int64 holds the LR node (row i0, column j0) of the patch's first node: LR
+node (i, j) of the patch is whole-field node (i0 + i, j0 + j). Whole-field batches (``patch``
+None) hold origin (0, 0) and draw nothing for it, so their stream is unchanged.
 """
 
 from __future__ import annotations
@@ -46,6 +58,7 @@ class BatchBuilder:
         use_coefficient: bool,
         sample_q: int,
         full_field: bool = False,
+        patch: int | None = None,
     ):
         if 1 not in reader.scales:
             raise ValueError(f"split '{reader.split}' must include the LR field u_x1")
@@ -53,39 +66,85 @@ class BatchBuilder:
         self.contrast, self.use_coefficient = tuple(contrast), bool(use_coefficient)
         self.sample_q, self.full_field = int(sample_q), bool(full_field)
         self.n = reader.node_sizes[1] - 1
+        self.E = int(reader.E)
+        self.patch, self.patch_lr = None, self.n  # patch side in coefficient cells, in LR cells
+        if patch is not None:
+            P = int(patch)
+            if self.E % self.n or P < 1 or P > self.E or P % (self.E // self.n):
+                raise ValueError(
+                    f"training.patch must be a multiple of E / lr_n = {self.E}/{self.n} between "
+                    f"1 and E = {self.E} (a patch covers whole LR cells), got {patch}"
+                )
+            self.patch, self.patch_lr = P, P * self.n // self.E
+        # sample -> its whole-field conditioning image (C, E, E); kept only when the reader holds
+        # the split in memory (a stated budget), else recomputed per batch (bounded memory)
+        self._images: dict = {}
 
     def build(self, indices, alpha, rng: np.random.Generator) -> dict:
         alpha = integer_scale(alpha)
-        m = self.n * alpha
+        indices = np.asarray(indices, dtype=np.int64)
+        B, p = len(indices), self.patch_lr
+        if self.patch is None:
+            origin = np.zeros((B, 2), dtype=np.int64)
+        else:  # LR node (row, column) of each patch's first node, aligned to the LR cells
+            origin = rng.integers(0, self.n - p + 1, size=(B, 2), dtype=np.int64)
+        m = p * alpha  # HR cells per side of the (patch) field
         n_nodes = (m + 1) ** 2
-        grid = _grid(m)
-        lr, coef, hr, q_idx, target = [], [], [], [], []
-        for k in indices:
-            lr.append(self.reader.field(1, k))
-            coef.append(self.reader.coefficient(k))
+        lr, image, hr, q_idx, target = [], [], [], [], []
+        for k, (i0, j0) in zip(indices, origin * alpha, strict=True):
+            lr_k = torch.from_numpy(self.reader.field(1, k)) / self.u_scale
+            lr.append(lr_k)
+            image.append(self._image(int(k), lr_k))
             u = self.reader.field(alpha, k)
             # Without replacement (LIIF); with replacement only if Q exceeds the node count.
             q = rng.choice(n_nodes, size=self.sample_q, replace=self.sample_q > n_nodes)
-            q_idx.append(q)  # flat node index i * (m+1) + j
-            target.append(u.reshape(-1)[q])
+            q_idx.append(q)  # flat node index i * (m+1) + j of the (patch) field
+            qi, qj = np.divmod(q, m + 1)
+            target.append(u[i0 + qi, j0 + qj])
             if self.full_field:
-                hr.append(u)
+                hr.append(u[i0 : i0 + m + 1, j0 : j0 + m + 1])
         q_idx = torch.from_numpy(np.stack(q_idx))  # (B, Q)
         target = torch.from_numpy(np.stack(target)).unsqueeze(-1) / self.u_scale
-        lr_t = torch.from_numpy(np.stack(lr)).unsqueeze(1) / self.u_scale
-        coef_t = torch.from_numpy(np.stack(coef)).unsqueeze(1)
-        batch = make_inputs(lr_t, coef_t, self.use_coefficient, self.contrast)
-        coords = grid[q_idx]  # (B, Q, 2), ordered (x, y)
+        # d(X) on the whole field first: a patch pixel is then exactly the whole-field pixel
+        batch = {"lr": torch.stack(lr).unsqueeze(1), "image": torch.stack(image)}
+        if self.patch is not None:
+            batch = self._crop(batch, origin)
+        coords = _grid(m)[q_idx]  # (B, Q, 2), ordered (x, y), local to the patch
         batch.update(
             coords=coords,
             cell=torch.full_like(coords, hr_cell(m)),
             target=target,
             scale=float(alpha),
-            index=torch.as_tensor(np.asarray(indices, dtype=np.int64)),
+            index=torch.from_numpy(indices),
+            patch_origin=torch.from_numpy(origin),
         )
         if self.full_field:
             batch["hr"] = torch.from_numpy(np.stack(hr)).unsqueeze(1) / self.u_scale
         return batch
+
+    def _image(self, k: int, lr: torch.Tensor) -> torch.Tensor:
+        """Sample k's whole-field encoder input (C, E, E) from its normalised LR field; computed
+        per sample always, so cached and fresh images are bitwise the same."""
+        hit = self._images.get(k)
+        if hit is not None:
+            return hit
+        coef = torch.from_numpy(self.reader.coefficient(k))[None, None]
+        image = make_inputs(lr[None, None], coef, self.use_coefficient, self.contrast)["image"][0]
+        if self.reader.preloaded:
+            self._images[k] = image
+        return image
+
+    def _crop(self, batch: dict, origin: np.ndarray) -> dict:
+        """The LR nodes and image pixels of each sample's patch (origin in LR nodes)."""
+        p, P, r = self.patch_lr, self.patch, self.E // self.n
+        lr, image = batch["lr"], batch["image"]
+        lr_c = torch.stack(
+            [lr[b, :, i : i + p + 1, j : j + p + 1] for b, (i, j) in enumerate(origin)]
+        )
+        im_c = torch.stack(
+            [image[b, :, i * r : i * r + P, j * r : j * r + P] for b, (i, j) in enumerate(origin)]
+        )
+        return {"lr": lr_c, "image": im_c}
 
 
 class TrainBatches(IterableDataset):

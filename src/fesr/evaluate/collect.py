@@ -6,10 +6,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import pandas as pd
 
+from fesr.cli import USER_ERRORS, run_main
 from fesr.evaluate.io import write_csv_atomic
 
 
@@ -36,4 +38,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main("python -m fesr.evaluate.collect", main, user_errors=USER_ERRORS))

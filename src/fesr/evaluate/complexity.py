@@ -11,17 +11,23 @@ of HR nodes through the two largest counted scales (exact for encode + per-query
 cost is affine in the number of queries) and ``flops_counted`` is False.
 Inference time and peak memory are the means over the samples of the prediction files (measured
 while predicting, ``fesr.evaluate.predict``).
+Run as a module, the inputs are cross-checked first (model, checkpoint, LR and coefficient files
+as in predict; each prediction file's model, split and scale): a mismatch is one line naming
+both sides, exit 2, no output.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 import numpy as np
 import pandas as pd
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from fesr.cli import MissingInputError, UsageError, check_match, run_main
 from fesr.evaluate.io import open_fields, read_sample, write_csv_atomic
 from fesr.evaluate.predict import resolve_device
 from fesr.models.base import hr_size
@@ -131,6 +137,55 @@ def model_complexity(
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def check_complexity_inputs(a) -> None:
+    """Refuse mismatched inputs before any work (UsageError: one line naming both sides): the
+    checks of ``fesr.evaluate.predict`` on model, checkpoint, LR and coefficient files, then each
+    prediction file's model, split and scale against the command line and the LR file."""
+    from fesr.checkpoint import load_checkpoint
+    from fesr.evaluate.predict import check_inputs
+
+    resolve_device(a.device)
+    for alpha in a.scales:
+        if alpha < 2 or alpha & (alpha - 1):
+            raise UsageError(f"--scales {alpha}: expected powers of two >= 2")
+    if len(set(a.scales)) != len(a.scales):
+        raise UsageError(f"--scales {' '.join(map(str, a.scales))}: a scale is given twice")
+    if not os.path.isfile(a.checkpoint):
+        raise MissingInputError(f"checkpoint '{a.checkpoint}' of model '{a.model}' does not exist")
+    try:
+        ckpt = load_checkpoint(a.checkpoint, map_location="cpu")
+    except ValueError as err:  # corrupt or foreign: the message names the file
+        raise UsageError(str(err)) from None
+    lr_ds = open_fields(a.lr_data, ("u",), what="LR data file")
+    coef_ds = open_fields(a.coefficient, ("A",), what="coefficient file")
+    try:
+        split = check_inputs(argparse.Namespace(**vars(a), split=None), ckpt, lr_ds, coef_ds)
+    finally:
+        lr_ds.close()
+        coef_ds.close()
+    seen = {}
+    for path in a.predictions:
+        ds = open_fields(path, ("seconds", "peak_mb"), what="prediction file")
+        try:
+            src = f"prediction file {path}"
+            if ds.attrs.get("model") is not None:
+                check_match("model", ("--model", a.model), (src, str(ds.attrs["model"])))
+            if split is not None and ds.attrs.get("split") is not None:
+                check_match("split", (f"LR data file {a.lr_data}", split), (src, ds.attrs["split"]))
+            if ds.attrs.get("alpha") is None:
+                raise UsageError(f"{src} has no 'alpha' attribute (not written by predict?)")
+            alpha = int(ds.attrs["alpha"])
+        finally:
+            ds.close()
+        if alpha not in a.scales:
+            raise UsageError(
+                f"scale mismatch: {src} is at alpha {alpha}, not among --scales {a.scales}"
+            )
+        if alpha in seen:
+            raise UsageError(f"scale {alpha}: both {seen[alpha]} and {path} hold it")
+        seen[alpha] = path
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True)
@@ -146,6 +201,7 @@ def main(argv=None) -> None:
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
     torch.set_num_threads(max(1, a.threads))
+    check_complexity_inputs(a)
     df = model_complexity(
         a.model,
         a.checkpoint,
@@ -161,4 +217,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main("python -m fesr.evaluate.complexity", main))

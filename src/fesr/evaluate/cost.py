@@ -5,6 +5,9 @@ and interpolate up (Q1 = bilinear interpolation, exact prolongation on nested me
 --coarse .../u_x1.nc .../u_x2.nc .../u_x4.nc --u-scale-from PREDICTION.nc
 --out results/metrics/fe_baselines/test_random/x8.csv``
 
+The inputs are cross-checked first (split, scale and seed attributes, file names, sample counts,
+nested meshes): a mismatch is one line naming both sides, exit 2, no output.
+
 Rows: one per sample and approach. ``approach`` is ``fe_direct`` (error 0 by definition, time =
 the dataset's solve_time at that resolution) or ``fe_x{a}_interp`` (solve at scale a, time = that
 solve's solve_time, error against the HR solution). Metrics as in ``fesr.evaluate.metrics``.
@@ -14,12 +17,14 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 
 import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm
 
+from fesr.cli import UsageError, check_match, run_main
 from fesr.coords import node_coords, sample_nodal
 from fesr.evaluate.io import open_fields, read_sample, write_csv_atomic
 from fesr.evaluate.metrics import field_metrics
@@ -125,6 +130,81 @@ def fe_baselines(split, scale, reference, coarse_paths, u_scale) -> pd.DataFrame
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def check_cost_inputs(a) -> None:
+    """Refuse mismatched inputs before any work (UsageError: one line naming both sides): every
+    file's split against --split, scales against file names and --scale, the coarse files' seed,
+    sample count and mesh against the reference's."""
+    if a.scale < 2 or a.scale & (a.scale - 1):
+        raise UsageError(f"--scale {a.scale}: expected a power of two >= 2")
+    ref = open_fields(a.reference, ("u", "solve_time"), what="reference data file")
+    try:
+        rsrc = f"reference data file {a.reference}"
+        facts = _file_facts(ref)
+        _check_file(rsrc, facts, a.split, ("--scale", a.scale))
+        if re.search(r"u_x(\d+)\.nc$", str(a.reference)):
+            check_match("scale", ("--scale", a.scale), (rsrc, scale_of(a.reference)))
+        for path in a.coarse:
+            ds = open_fields(path, ("u", "solve_time"), what="coarse data file")
+            try:
+                csrc, cf = f"coarse data file {path}", _file_facts(ds)
+            finally:
+                ds.close()
+            name_scale = _name_scale(path)
+            _check_file(csrc, cf, a.split, (f"the name of {csrc}", name_scale))
+            if name_scale >= a.scale:
+                raise UsageError(
+                    f"{csrc} is at scale {name_scale}, not coarser than --scale {a.scale}"
+                )
+            if facts["seed"] is not None and cf["seed"] is not None:
+                check_match("seed", (rsrc, facts["seed"]), (csrc, cf["seed"]))
+            check_match("number of samples", (rsrc, facts["samples"]), (csrc, cf["samples"]))
+            # nested meshes: n_ref / n_coarse = scale / coarse scale
+            check_match(
+                "mesh size n",
+                (f"{rsrc} scaled to x{name_scale}", facts["n"] * name_scale // a.scale),
+                (csrc, cf["n"]),
+            )
+    finally:
+        ref.close()
+    norm = open_fields(a.u_scale_from, (), what="normalisation source file")
+    try:
+        if norm.attrs.get("split") is not None:
+            check_match(
+                "split", ("--split", a.split), (f"file {a.u_scale_from}", str(norm.attrs["split"]))
+            )
+    finally:
+        norm.close()
+
+
+def _file_facts(ds) -> dict:
+    def attr(key):
+        v = ds.attrs.get(key)
+        return v.item() if isinstance(v, np.generic) else v
+
+    return {
+        "split": attr("split"),
+        "alpha": attr("alpha"),
+        "seed": attr("seed"),
+        "samples": int(ds.sizes["sample"]),
+        "n": int(ds.sizes["x"]) - 1,
+    }
+
+
+def _name_scale(path) -> int:
+    try:
+        return scale_of(path)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
+def _check_file(src, facts, split, wanted) -> None:
+    """split attribute against --split; alpha attribute against ``wanted`` (source, scale)."""
+    if facts["split"] is not None:
+        check_match("split", ("--split", split), (src, str(facts["split"])))
+    if facts["alpha"] is not None:
+        check_match("scale", wanted, (src, int(facts["alpha"])))
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--split", required=True)
@@ -135,9 +215,10 @@ def main(argv=None) -> None:
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
+    check_cost_inputs(a)
     df = fe_baselines(a.split, a.scale, a.reference, a.coarse, read_u_scale(a.u_scale_from))
     write_csv_atomic(df, a.out)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main("python -m fesr.evaluate.cost", main))

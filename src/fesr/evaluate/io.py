@@ -12,16 +12,23 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from fesr.cli import MissingInputError, UsageError
 
-class FieldFileError(ValueError):
-    """A data or prediction file is missing, unreadable or not what was expected."""
+
+class FieldFileError(UsageError):
+    """A data or prediction file is missing, unreadable or not what was expected (a user error:
+    the ``python -m fesr...`` entry points report it in one line, exit 2)."""
+
+
+class MissingFileError(FieldFileError, MissingInputError):
+    """A data or prediction file that does not exist (also a FileNotFoundError)."""
 
 
 def open_fields(path, variables=("u",), what: str = "field file") -> xr.Dataset:
     """Open a NetCDF file lazily; FieldFileError naming it when missing, corrupt or incomplete."""
     path = Path(path)
     if not path.is_file():
-        raise FieldFileError(f"{what} '{path}' does not exist")
+        raise MissingFileError(f"{what} '{path}' does not exist")
     try:
         ds = xr.open_dataset(path, cache=False)
     except Exception as err:  # netCDF4/HDF5 raise many types for a truncated or foreign file

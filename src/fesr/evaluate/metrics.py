@@ -12,19 +12,23 @@ dataset constant ``u_scale``), on the HR node grid:
   mesh, computed exactly (``q1_seminorm_sq``). Scale-free, like rel_l2.
 
 Run as a module it evaluates one prediction file against its reference and writes a tidy CSV,
-one row per sample.
+one row per sample. The files' ``model``, ``split`` and ``alpha`` attributes and their meshes are
+checked against ``--method``, ``--split``, ``--scale`` and each other first: a mismatch is one
+line naming both sides, exit 2, no output.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 import numpy as np
 import pandas as pd
 from skimage.metrics import structural_similarity
 from tqdm import tqdm
 
+from fesr.cli import UsageError, check_match, run_main
 from fesr.evaluate.io import atomic_target, check_same_grid, open_fields, read_sample
 
 PEAK = 1.0
@@ -113,6 +117,34 @@ def prediction_metrics(pred_path, ref_path, method: str, split: str, scale: int)
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def file_attr(ds, key):
+    """A global attribute of an opened file as a plain Python value (None when absent)."""
+    value = ds.attrs.get(key)
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def check_metric_inputs(pred_path, ref_path, method: str, split: str, scale: int) -> None:
+    """Refuse (UsageError, one line naming both sides) a prediction or reference file whose
+    attributes disagree with the command line or each other: model, split, scale, mesh."""
+    if scale < 2 or scale & (scale - 1):
+        raise UsageError(f"--scale {scale}: expected a power of two >= 2")
+    pred_ds = open_fields(pred_path, ("u", "seconds", "peak_mb"), what="prediction file")
+    ref_ds = open_fields(ref_path, ("u",), what="reference data file")
+    try:
+        psrc, rsrc = f"prediction file {pred_path}", f"reference data file {ref_path}"
+        if file_attr(pred_ds, "model") is not None:
+            check_match("model", ("--method", method), (psrc, str(file_attr(pred_ds, "model"))))
+        for src, ds in ((psrc, pred_ds), (rsrc, ref_ds)):
+            if file_attr(ds, "split") is not None:
+                check_match("split", ("--split", split), (src, str(file_attr(ds, "split"))))
+            if file_attr(ds, "alpha") is not None:
+                check_match("scale", ("--scale", scale), (src, int(file_attr(ds, "alpha"))))
+        check_same_grid(pred_ds, ref_ds)
+    finally:
+        pred_ds.close()
+        ref_ds.close()
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--prediction", required=True)
@@ -122,6 +154,7 @@ def main(argv=None) -> None:
     ap.add_argument("--scale", type=int, required=True)
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
+    check_metric_inputs(a.prediction, a.reference, a.method, a.split, a.scale)
     df = prediction_metrics(a.prediction, a.reference, a.method, a.split, a.scale)
     tmp = atomic_target(a.out)
     df.to_csv(tmp, index=False)
@@ -129,4 +162,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main("python -m fesr.evaluate.metrics", main))

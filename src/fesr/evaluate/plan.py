@@ -10,15 +10,33 @@ LIIF, LIT and NH-CSR at every scale for Figs. 1 and 7. Figures that name a scale
 
 from __future__ import annotations
 
+import os
+
 DATA = "results/data"
 MODELS = "results/models"
 PREDICTIONS = "results/predictions"
 METRICS = "results/metrics"
+EVALUATION = "results/evaluation"  # staging of the evaluation jobs (temporary)
+INFERENCE_BENCHMARK = "docs/bench_inference.csv"  # in the repository, not under results/
 TABLES = "results/tables"
 FIGURES = "results/figures"
 OURS, LIIF, LIT = "nhcsr", "liif", "lit"  # the models Figs. 1, 7 and 8 single out
 TABLE_NAMES = ("table1", "table2", "table3", "table_complexity", "table_cost")
-FIGURE_NAMES = ("fig1", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9", "fig10", "fig_cost")
+FIGURE_NAMES = (
+    "fig1",
+    "fig3",
+    "fig4",
+    "fig5",
+    "fig6",
+    "fig7",
+    "fig8",
+    "fig9",
+    "fig10",
+    "fig_cost",
+    "fig_training",
+)
+# Methods without trainable parameters: no validation curve to show in fig_training.
+NOT_LEARNED = {"bicubic"}
 # paper scale of each single-scale figure (and of the ablation tables)
 PAPER_SCALES = {
     "ablation": [4, 8],
@@ -63,6 +81,11 @@ def table1_methods(config) -> list[str]:
     return list(config["report"]["table1_methods"])
 
 
+def learned_models(config) -> list[str]:
+    """Table I's models that learn (fig_training shows their validation curves)."""
+    return [m for m in table1_methods(config) if m.split("-")[0] not in NOT_LEARNED]
+
+
 def report_models(config, key) -> list[str]:
     return list(config["report"].get(key, []))
 
@@ -86,6 +109,37 @@ def evaluated(config) -> list[tuple[str, str, int]]:
         for s in eval_scales(config):
             out[(m, fs, s)] = None
     return list(out)
+
+
+def evaluation_jobs(config) -> dict[tuple[str, str], list[int]]:
+    """(model, split) -> the scales some table or figure needs, ascending: one evaluation job
+    each, which loads the checkpoint once and encodes every sample once for all its scales."""
+    jobs: dict = {}
+    for model, split, scale in evaluated(config):
+        jobs.setdefault((model, split), []).append(scale)
+    return {key: sorted(scales) for key, scales in jobs.items()}
+
+
+def job_scales(config, model, split) -> list[int]:
+    """The scales of the evaluation job of (model, split); an error naming them if none."""
+    scales = evaluation_jobs(config).get((model, split))
+    if not scales:
+        raise ValueError(f"no table or figure needs model '{model}' on split '{split}'")
+    return scales
+
+
+def staged_dir(model, split) -> str:
+    """Where the evaluation job of (model, split) writes every scale's files (a temporary
+    directory: one cheap job per scale then links each file to its published path)."""
+    return f"{EVALUATION}/{model}/{split}"
+
+
+def staged_prediction(model, split, scale) -> str:
+    return f"{staged_dir(model, split)}/u_x{scale}.nc"
+
+
+def staged_metric_part(model, split, scale) -> str:
+    return f"{staged_dir(model, split)}/x{scale}.csv"
 
 
 def prediction_path(model, split, scale) -> str:
@@ -141,6 +195,13 @@ def report_targets(config) -> list[str]:
     tables = [f"{TABLES}/{t}.{ext}" for t in TABLE_NAMES for ext in ("csv", "md", "tex")]
     figures = [f"{FIGURES}/{f}.{ext}" for f in FIGURE_NAMES for ext in ("png", "pdf")]
     return evaluation_targets(config) + tables + figures
+
+
+def inference_benchmark(basedir) -> list[str]:
+    """The committed paper-size inference numbers (``benchmarks/bench_inference.py --csv``) that
+    table_complexity shows, if the repository at ``basedir`` has them."""
+    path = os.path.join(str(basedir), INFERENCE_BENCHMARK)
+    return [path] if os.path.isfile(path) else []
 
 
 def words(values) -> str:

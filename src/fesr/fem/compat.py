@@ -1,6 +1,7 @@
 """The one module that hides DOLFINx API differences between Debian's 0.5 and conda-forge's
-0.8 / 0.9 / 0.10. Everything else in ``fesr.fem`` calls DOLFINx only through these helpers or
-through API that is the same in all of them (ufl forms, ``Function.interpolate``,
+0.8 / 0.9 / 0.10 / 0.11 (tested: 0.5, 0.9 and PyPI's 0.11, see tests/test_dolfinx_modern.py).
+Everything else in ``fesr.fem`` calls DOLFINx only through these helpers or through API that is
+the same in all of them (ufl forms, ``Function.interpolate``,
 ``x.array``/``x.scatter_forward``, ``tabulate_dof_coordinates``, ``dirichletbc``,
 ``locate_entities_boundary``, ``locate_dofs_topological``, ``compute_midpoints``).
 """
@@ -11,6 +12,11 @@ from __future__ import annotations
 # netCDF4 first: its wheel bundles an HDF5 that must load before the system HDF5 that Debian's
 # DOLFINx/PETSc link; the other order segfaults on the first NetCDF read in the same process.
 import netCDF4  # noqa: F401
+
+try:  # PyPI's DOLFINx wheels (dolfinx-solver-*) must load their MPI before the bindings
+    import dolfinx_solver  # noqa: F401
+except ImportError:
+    pass
 import dolfinx
 import dolfinx.fem
 import dolfinx.fem.petsc

@@ -183,6 +183,12 @@ def main(argv=None) -> int:
         print(f"fesr.fem.generate {args.command}: {kind}: {err}", file=sys.stderr, flush=True)
         mpi = sys.modules.get("mpi4py.MPI")
         if mpi is not None and mpi.COMM_WORLD.size > 1:
+            from fesr.fem.solver import SolverError
+
+            if mpi.COMM_WORLD.rank != 0 and isinstance(err, SolverError):
+                # Every rank raises SolverError together (fesr.fem.parallel): an Abort here
+                # could kill rank 0 before it removes its temporary file; rank 0 aborts.
+                return 2
             mpi.COMM_WORLD.Abort(2)  # a rank may be waiting in a collective: end them all
         return 2
     return 0

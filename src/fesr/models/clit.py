@@ -19,23 +19,32 @@ to ``round(H * s_1 ... s_{i-1})`` cells per side. Every stage is queried at the 
 with the final HR cell (in its own map's pixels), as in the public code.
 
 * Evaluation (``query``, ``predict``): the public code's split, greedy in factors of
-  ``max_stage_scale`` (4): r <= 4 -> [r] (one stage), 30 -> [4, 4, 1.875]. The number of active
-  stages is the number of factors, at most ``stages`` (extra factors merge into the last one).
-  With E = 128, n = 32 that is one stage for alpha <= 16 (r <= 4) and two for alpha = 32, 64
-  (r = 8 -> [4, 2], r = 16 -> [4, 4]); so ``config.yaml`` uses ``stages: 2``.
+  ``max_stage_scale`` b: r <= b -> [r] (one stage), else [b, b, ..., rest] (b = 4: 30 ->
+  [4, 4, 1.875]). The number of active stages is the number of factors, at most ``stages``
+  (extra factors merge into the last one).
+* Our choice, ``max_stage_scale: 2`` with ``stages: 2`` (the public code's b = 4 would leave the
+  cascade untrained where it is used): the data's training scales stop at 16x, i.e. r <= 4 at
+  E = 4n, so with b = 4 every training batch is a one-stage split and the second stage would only
+  ever run at 32x and 64x ([4, 2], [4, 4]), on a 4E map it never saw. With b = 2 the plan is
+  one stage for alpha <= 8 (r <= 2) and two stages from 16x on: 16x -> [2, 2], 32x -> [2, 4],
+  64x -> [2, 8]. The second stage always works on the same 2E map, and at 16x, a training
+  scale, the training split *is* the evaluation split (below), so the cascade is trained on the
+  maps it is evaluated with; 32x and 64x extrapolate only the last stage's factor, as a single
+  LIT extrapolates its scale. Training scales are not widened beyond the data (2..16).
 * Training (``training_loss(batch, step)``), the cumulative strategy: the phases are fractions
   ``cumulative.stage_iterations`` of the run's ``iterations`` (one per stage, summing to 1). In
   phase p only stages 1..p are trained and the number of active stages alternates per batch,
   k = 1 + (step mod p) (the public code cycles the same way); phase 1 is stage 1 alone (a LIT).
   CLIT samples each stage's factor from U(1, 4) with a data loader that resamples images; our
-  batches come at a fixed alpha from the dataset, so the batch's r is split at random into k
-  factors: log s_i = w_i log r with w ~ Dirichlet(1, ..., 1) (every factor between 1 and r, so
-  <= 4 for the training scales). A batch with r < 1 (HR coarser than the feature map, alpha = 2
-  at E = 4n) has no split into factors >= 1, which CLIT's U(1, 4) draws always are: it trains
-  stage 1 alone, as evaluation at that scale uses it.
-  "Stage 1 alone on small scales first": every training scale has r <= 4 = max_stage_scale
-  relative to the feature grid (alpha <= 16 at E = 4n), which is CLIT's small-scale range, so
-  phase 1 trains on whatever scale the batch has. L1 on the final output only.
+  batches come at a fixed alpha from the dataset. A batch with r > b (16x with b = 2) uses the
+  evaluation split capped at k stages (k = 2: exactly the evaluation plan [2, 2]; k = 1: stage 1
+  alone at r, as LIT). A batch with 1 <= r <= b is split at random into k factors:
+  log s_i = w_i log r with w ~ Dirichlet(1, ..., 1) (every factor between 1 and r, so <= b, as
+  CLIT's U(1, b) draws). A batch with r < 1 (HR coarser than the feature map, alpha = 2 at
+  E = 4n) has no split into factors >= 1, which CLIT's draws always are: it trains stage 1
+  alone, as evaluation at that scale uses it.
+  "Stage 1 alone on small scales first": phase 1 trains stage 1 on whatever scale the batch has
+  (r <= 4 relative to the feature grid, CLIT's small-scale range). L1 on the final output only.
 """
 
 from __future__ import annotations
@@ -49,7 +58,7 @@ import torch.nn.functional as F
 from fesr.coords import sample_nodal
 from fesr.models.base import SRModel
 from fesr.models.encoders import build_encoder
-from fesr.models.lit import stage_from_cfg
+from fesr.models.lit import grid_cell, q1_grid, stage_from_cfg
 from fesr.models.registry import register
 
 
@@ -84,21 +93,19 @@ class CLIT(SRModel):
 
     def __init__(self, cfg: dict):
         super().__init__(cfg)
-        n_stages = int(cfg.get("stages", 3))
+        n_stages = int(cfg["stages"])
         if n_stages < 1:
             raise ValueError(f"clit: stages must be >= 1, got {n_stages}")
-        self.discount = float(cfg.get("discount", 0.75))
-        self.max_stage_scale = float(cfg.get("max_stage_scale", 4.0))
-        fractions = list(
-            cfg.get("cumulative", {}).get("stage_iterations", [1.0 / n_stages] * n_stages)
-        )
+        self.discount = float(cfg["discount"])
+        self.max_stage_scale = float(cfg["max_stage_scale"])
+        fractions = list(cfg["cumulative"]["stage_iterations"])
         if len(fractions) != n_stages or any(f <= 0 for f in fractions):
             raise ValueError(
                 f"clit: cumulative.stage_iterations must hold {n_stages} positive fractions "
                 f"(one per stage), got {fractions}"
             )
         total = sum(fractions)
-        iterations = max(1, int(cfg.get("iterations", 1)))
+        iterations = max(1, int(cfg["iterations"]))
         # first step of phase p + 1 (p = 1 .. stages - 1)
         self.phase_starts = [
             round(iterations * sum(fractions[: p + 1]) / total) for p in range(n_stages - 1)
@@ -155,6 +162,19 @@ class CLIT(SRModel):
     def query_encoded(self, state, coords: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         r = self.scale_ratio(cell, state["feat"].shape[-1])
         return self.cascade(state, coords, cell, self.eval_factors(r))
+
+    def query_grid(self, state, m: int, chunk: int) -> torch.Tensor:
+        """``cascade`` on the m x m mesh's node grid, each stage by ``LITStage.grid``."""
+        cell = grid_cell(m, state["lr"])
+        H = state["feat"].shape[-1]
+        pred = None
+        grid = float(H)
+        for i, s in enumerate(self.eval_factors(self.scale_ratio(cell, H))):
+            maps = self._stage_maps(state, i, H if i == 0 else max(1, round(grid)))
+            res = self.stages[i].grid(maps, m, cell, chunk)
+            pred = res if pred is None else res.add_(pred, alpha=self.discount)
+            grid *= s
+        return pred + q1_grid(state["lr"], m)
 
     def training_loss(self, batch: dict, step: int = 0):
         state = self.encode(batch)

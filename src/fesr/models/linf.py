@@ -46,11 +46,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from fesr.coords import hr_cell, node_coords, sample_nodal
+from fesr.coords import hr_cell, sample_nodal
 from fesr.models.base import SRModel, hr_size
 from fesr.models.encoders import build_encoder
 from fesr.models.flows import ConditionalFlow
-from fesr.models.local import MLP, flatten_map, four_neighbours, gather
+from fesr.models.liif import GRID_TILE_ELEMS
+from fesr.models.local import MLP, FourGrid, flatten_map, four_neighbours, gather, q1_grid
 from fesr.models.registry import register
 
 
@@ -58,31 +59,30 @@ from fesr.models.registry import register
 class LINF(SRModel):
     def __init__(self, cfg: dict):
         super().__init__(cfg)
-        patch = int(cfg.get("patch", 1))
+        patch = int(cfg["patch"])
         if patch != 1:
             raise ValueError(f"linf: patch={patch} is not supported; expected 1 (pixel-based flow)")
         self.encoder = build_encoder(cfg["encoder"], cfg.get("encoder_cfg"), cfg["in_channels"])
         C = self.encoder.out_dim
-        K = int(cfg.get("n_freq", 128))
-        hidden = cfg.get("hidden", 256)
+        K = int(cfg["n_freq"])
+        hidden = cfg["hidden"]
         hidden = [hidden] * 3 if isinstance(hidden, int) else list(hidden)
         self.n_freq = K
         self.amplitude = nn.Conv2d(C, 2 * K, 3, padding=1)
         self.frequency = nn.Conv2d(C, 2 * K, 3, padding=1)
         self.phase = nn.Linear(2, K, bias=False)
-        self.flow = ConditionalFlow(dim=patch * patch, layers=int(cfg.get("flow_layers", 10)))
+        self.flow = ConditionalFlow(dim=patch * patch, layers=int(cfg["flow_layers"]))
         # MLP(8K -> hidden -> cond) with its first layer split over the cos and sin halves of the
         # ensemble, so the (Q, 8K) concatenation is never materialised.
         self.cond_cos = nn.Linear(4 * K, hidden[0])
         self.cond_sin = nn.Linear(4 * K, hidden[0], bias=False)
         self.cond_net = MLP(hidden[0], hidden[1:], self.flow.cond_dim)
-        self.nll_weight = float(cfg.get("nll_weight", 5e-4))
-        self.l1_weight = float(cfg.get("l1_weight", 1.0))
-        self.stage1_steps = int(
-            round(float(cfg.get("stage1_fraction", 0.5)) * int(cfg.get("iterations", 1)))
-        )
-        scales = cfg.get("train_scales") or [4]
-        self.min_cell = hr_cell(int(cfg.get("lr_n", 32)) * max(scales))
+        self.nll_weight = float(cfg["nll_weight"])
+        self.l1_weight = float(cfg["l1_weight"])
+        self.stage1_steps = int(round(float(cfg["stage1_fraction"]) * int(cfg["iterations"])))
+        scales = cfg["train_scales"]
+        # smallest training cell in feature pixels: invariant under patch cropping (issue 9)
+        self.min_cell_px = float(cfg["E"]) / (int(cfg["lr_n"]) * max(scales))
 
     # -- conditioning ---------------------------------------------------------------------------
     def encode(self, inputs: dict) -> dict:
@@ -98,7 +98,7 @@ class LINF(SRModel):
         nb = four_neighbours(coords, H, W)
         B, Q = coords.shape[:2]
         amp, fx, fy = gather(state["maps"], nb.index).split([2 * K, K, K], dim=-1)  # (B, Q, 4, .)
-        cell_px = cell.clamp(min=self.min_cell) * cell.new_tensor([W / 2.0, H / 2.0])
+        cell_px = (cell * cell.new_tensor([W / 2.0, H / 2.0])).clamp(min=self.min_cell_px)
         rel = (math.pi * nb.rel).unsqueeze(-2)  # (B, Q, 4, 1, 2)
         phase = math.pi * self.phase(cell_px).unsqueeze(2)  # (B, Q, 1, K)
         arg = torch.addcmul(fx * rel[..., 0], fy, rel[..., 1]).add_(phase)
@@ -129,7 +129,7 @@ class LINF(SRModel):
         return loss, {"nll": float(nll.detach()), "l1": float(l1.detach()), "stage": 2.0}
 
     # -- inference ------------------------------------------------------------------------------
-    @torch.no_grad()
+    @torch.inference_mode()
     def predict(
         self,
         inputs: dict,
@@ -137,37 +137,98 @@ class LINF(SRModel):
         chunk: int = 65536,
         temperature: float = 0.0,
         generator: torch.Generator | None = None,
+        state=None,
     ) -> torch.Tensor:
         """The (B, m+1, m+1) field at temperature tau (0: deterministic; > 0: one sample).
 
         For tau > 0 the latent of every node is drawn up front from ``generator`` (or the
-        global RNG), so chunking never changes the sample.
+        global RNG), so chunking never changes the sample. ``state``: ``encode(inputs)`` if the
+        caller has it.
         """
         lr = inputs["lr"]
         m = hr_size(lr.shape[-1] - 1, alpha)
-        return self._predict_encoded(self.encode(inputs), lr, m, chunk, temperature, generator)
+        state = self.encode(inputs) if state is None else state
+        return self._predict_encoded(state, lr, m, chunk, temperature, generator)
 
     def _predict_encoded(self, state, lr, m, chunk, temperature, generator) -> torch.Tensor:
         if temperature < 0:
             raise ValueError(f"linf: temperature must be >= 0, got {temperature}")
         B = lr.shape[0]
-        coords_all = node_coords(m, device=lr.device, dtype=lr.dtype)
-        N = coords_all.shape[0]
+        N = (m + 1) ** 2
         z_all = None
         if temperature > 0:
             z_all = torch.randn(
                 B, N, self.flow.dim, generator=generator, device=lr.device, dtype=lr.dtype
             )
             z_all.mul_(temperature)
-        out = torch.empty(B, N, device=lr.device, dtype=lr.dtype)
-        for start in range(0, N, chunk):
-            c = coords_all[start : start + chunk].unsqueeze(0).expand(B, -1, -1)
-            cell = torch.full_like(c, hr_cell(m))
-            z = None if z_all is None else z_all[:, start : start + c.shape[1]]
-            out[:, start : start + c.shape[1]] = self.query_encoded(state, c, cell, z)[..., 0]
-        return out.reshape(B, m + 1, m + 1)
+        return self._grid(state, lr, m, chunk, z_all)
 
-    @torch.no_grad()
+    def _grid(self, state, lr, m: int, chunk: int, z_all) -> torch.Tensor:
+        """``query_encoded`` at every node (latents ``z_all`` (B, N, dim) or None), fast
+        (issue 10): as in LTE's grid path, fx rel_x is formed once per band of rows sharing their
+        cells (``FourGrid``) and the argument completed in ``conditioning``'s order, the phase
+        of the constant cell once, the Q1 skip once for the grid; cos and sin go to contiguous
+        buffers and the ensemble's two first-layer products to one accumulator; in a band tile
+        the trig is split by angle addition (the fy rel_y part once per cell, see LTE's
+        ``_band_basis``). Equal to ``query_encoded`` on ``node_coords(m)`` up to float rounding."""
+        H, W = state["size"]
+        maps = state["maps"]
+        B, K, dt, dev = maps.shape[0], self.n_freq, maps.dtype, maps.device
+        grid = FourGrid(m, H, W, device=dev, dtype=dt)
+        cell = torch.full((1, 1, 2), hr_cell(m), dtype=dt, device=dev)
+        cell_px = (cell * cell.new_tensor([W / 2.0, H / 2.0])).clamp(min=self.min_cell_px)
+        phase = math.pi * self.phase(cell_px)[0, 0]  # (K,)
+        rx, ry = math.pi * grid.rx.T, math.pi * grid.ry.T  # (m+1, 4), node-major
+        hidden = self.cond_cos.out_features
+        tile = min(chunk, max(1, GRID_TILE_ELEMS // (8 * K)))
+        argbuf, cosbuf, sinbuf = torch.empty(3, tile * 4 * K, dtype=dt, device=dev)
+        ampbuf = torch.empty(tile * 8 * K, dtype=dt, device=dev)
+        hbuf = torch.empty(tile * hidden, dtype=dt, device=dev)
+        out = q1_grid(lr, m)
+        zero = torch.zeros(tile, self.flow.dim, dtype=dt, device=dev)
+        z_grid = None if z_all is None else z_all.view(B, m + 1, m + 1, -1)
+        for i0, i1, j0, j1, band in grid.tiles(tile):
+            R, C = i1 - i0, j1 - j0
+            n = R * C
+            wgt = grid.weights(i0, i1, j0, j1).permute(1, 2, 0).unsqueeze(-1)  # (R, C, 4, 1)
+            idx = grid.index(i0, i0 + 1 if band else i1, j0, j1).permute(1, 2, 0).reshape(-1)
+            if band:
+                cells, col = grid.band_cells(i0, j0, j1)
+            for b in range(B):
+                g = maps[b].index_select(0, idx).view(-1, C, 4, 4 * K)  # band: one row
+                amp, fx, fy = g.split([2 * K, K, K], dim=-1)
+                # every (R, C, 4, .) result into a contiguous buffer: SLEEF's cos / sin and the
+                # products run ~3x slower on the strided layouts broadcasting would pick
+                shape = (R, C, 4, K)
+                if band:  # the trig split by angle addition, as LTE's ``_band_basis``
+                    a = (fx * rx[None, j0:j1, :, None]).add_(phase)  # (1, C, 4, K)
+                    ca, sa = torch.cos(a), torch.sin(a)
+                    fyb = maps[b, cells.reshape(-1), 3 * K :].view(2, -1, K)
+                    yb = ry[i0:i1][:, [0, 2], None, None] * fyb  # (R, 2, X, K)
+                    cyb = torch.cos(yb).view(R, -1, K).index_select(1, col).view(shape)
+                    syb = torch.sin(yb).view(R, -1, K).index_select(1, col).view(shape)
+                    ac, as_ = amp[..., :K], amp[..., K:]
+                    cb = torch.mul(cyb, ac * ca, out=cosbuf[: n * 4 * K].view(shape))
+                    cb = cb.addcmul_(syb, ac * sa, value=-1).mul_(wgt)
+                    sb = torch.mul(cyb, as_ * sa, out=sinbuf[: n * 4 * K].view(shape))
+                    sb = sb.addcmul_(syb, as_ * ca).mul_(wgt)
+                else:
+                    arg = argbuf[: n * 4 * K].view(shape)
+                    a = fx * rx[None, j0:j1, :, None]
+                    torch.addcmul(a, fy, ry[i0:i1, None, :, None], out=arg).add_(phase)
+                    # the ensemble weight scales the amplitude
+                    amp = torch.mul(amp, wgt, out=ampbuf[: n * 8 * K].view(R, C, 4, 2 * K))
+                    cb = torch.cos(arg, out=cosbuf[: n * 4 * K].view(shape)).mul_(amp[..., :K])
+                    sb = torch.sin(arg, out=sinbuf[: n * 4 * K].view(shape)).mul_(amp[..., K:])
+                h = hbuf[: n * hidden].view(n, hidden)
+                torch.addmm(self.cond_cos.bias, cb.view(n, 4 * K), self.cond_cos.weight.T, out=h)
+                h.addmm_(sb.view(n, 4 * K), self.cond_sin.weight.T)
+                cond = self.cond_net(h.relu_())
+                z = zero[:n] if z_grid is None else z_grid[b, i0:i1, j0:j1].reshape(n, -1)
+                out[b, i0:i1, j0:j1] += self.flow.inverse(z, cond).view(R, C)
+        return out
+
+    @torch.inference_mode()
     def sample(
         self,
         inputs: dict,

@@ -32,6 +32,15 @@ Choices where the paper and the public code leave room (all documented facts in
   of the offsets; the public code uses ``cell * (H, W)`` (twice that), a constant factor.
 * No local ensemble (as the paper's main model). The LR field is nodal, so the skip is
   ``sample_nodal(lr, x_q)``, the exact Q1 interpolant, not a cell-centred bilinear upsampling.
+
+Fast ``predict`` (issue 10): ``query_grid`` evaluates the HR node grid by ``LITStage.grid``, the
+same values as ``query_encoded`` on ``node_coords(m)`` (float rounding apart; ``forward`` stays
+the general path used in training). A node's window depends only on its home cell, per axis and
+clamping included, so nodes are grouped by home cell: each group's window keys and values are
+gathered once and met with one small matmul (not gathered per node); the positional bias is a
+sum of per-axis tables (one entry per node of an axis, not per node and neighbour) carried
+inside that matmul; q's bilinear weights are per axis; the constant cell is folded into the
+decoder's first bias.
 """
 
 from __future__ import annotations
@@ -41,14 +50,16 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
-from fesr.coords import sample_cells, sample_nodal
+from fesr.coords import hr_cell, node_positions, sample_cells, sample_nodal, to_network
 from fesr.models.base import SRModel
 from fesr.models.encoders import build_encoder
-from fesr.models.local import MLP, flatten_map, gather, window_neighbours
+from fesr.models.local import MLP, flatten_map, gather, grid_axis, window_neighbours
 from fesr.models.registry import register
 
 AGGREGATIONS = ("sum", "concat")
+TILE_FLOATS = 8 * 2**20  # temporaries of one tile of the grid path (32 MB in float32)
 
 
 def cell_in_pixels(cell: torch.Tensor, H: int, W: int) -> torch.Tensor:
@@ -84,24 +95,93 @@ class SinusoidalBias(nn.Module):
         value of d; the x and y parts add. Exactly ``forward(a - d)`` up to rounding (closer, in
         fact: the arguments stay small), at a fraction of the cost.
         """
-        nf, heads = self.freqs.numel(), self.proj.out_features
-        d = torch.arange(-radius, radius + 1, device=home_rel.device, dtype=torch.float64)
-        fd = d[:, None] * self.freqs.to(torch.float64)  # (D, nf)
-        cos_fd, sin_fd = fd.cos().to(home_rel.dtype), fd.sin().to(home_rel.dtype)
-        w = self.proj.weight.view(heads, 2, 2, nf)  # (heads, sin|cos, x|y, nf)
-        angle = home_rel.unsqueeze(-1) * self.freqs  # (B, Q, 2, nf)
-        s, c = angle.sin(), angle.cos()
         bias = self.proj.bias
         for axis in range(2):
-            ws, wc = w[:, 0, axis], w[:, 1, axis]  # (heads, nf)
-            m_sin = torch.einsum("hf,df->fdh", ws, cos_fd) + torch.einsum("hf,df->fdh", wc, sin_fd)
-            m_cos = torch.einsum("hf,df->fdh", wc, cos_fd) - torch.einsum("hf,df->fdh", ws, sin_fd)
-            table = torch.einsum("bqf,fdh->bqdh", s[:, :, axis], m_sin) + torch.einsum(
-                "bqf,fdh->bqdh", c[:, :, axis], m_cos
-            )  # (B, Q, D, heads)
-            idx = offsets[..., axis].unsqueeze(-1).expand(-1, -1, -1, heads)
-            bias = bias + torch.gather(table, 2, idx)
+            bias = bias + self.axis_bias(home_rel[..., axis], offsets[..., axis], radius, axis)
         return bias  # (B, Q, G, heads)
+
+    def axis_bias(
+        self, a: torch.Tensor, offsets: torch.Tensor, radius: int, axis: int
+    ) -> torch.Tensor:
+        """One axis's part of ``window_bias`` (without ``proj.bias``): ``a`` (...,) the query's
+        offset from its home cell along ``axis`` (0: x, 1: y), ``offsets`` (..., G) the integer
+        cell offsets + radius -> (..., G, heads). The node grid's fast path calls it per axis."""
+        nf, heads = self.freqs.numel(), self.proj.out_features
+        d = torch.arange(-radius, radius + 1, device=a.device, dtype=torch.float64)
+        fd = d[:, None] * self.freqs.to(torch.float64)  # (D, nf)
+        cos_fd, sin_fd = fd.cos().to(a.dtype), fd.sin().to(a.dtype)
+        w = self.proj.weight.view(heads, 2, 2, nf)  # (heads, sin|cos, x|y, nf)
+        ws, wc = w[:, 0, axis], w[:, 1, axis]  # (heads, nf)
+        m_sin = torch.einsum("hf,df->fdh", ws, cos_fd) + torch.einsum("hf,df->fdh", wc, sin_fd)
+        m_cos = torch.einsum("hf,df->fdh", wc, cos_fd) - torch.einsum("hf,df->fdh", ws, sin_fd)
+        angle = a.unsqueeze(-1) * self.freqs  # (..., nf)
+        table = torch.einsum("...f,fdh->...dh", angle.sin(), m_sin) + torch.einsum(
+            "...f,fdh->...dh", angle.cos(), m_cos
+        )  # (..., D, heads)
+        idx = offsets.unsqueeze(-1).expand(*offsets.shape, heads)
+        return torch.gather(table, -2, idx)
+
+
+@dataclass
+class AxisGroups:
+    """One axis of the HR node grid against a feature-map axis, for ``LITStage.grid``.
+
+    The window of a node depends only on its home cell (borders included: clamping is per
+    axis), so the nodes of one axis are cut into groups of consecutive nodes with the same home
+    cell, at most ``P`` per group (longer runs, like the border cell's extra node, are split) and
+    padded to ``P`` by repeating the group's last node (the padded copies compute the same value
+    and are written to the same node). Everything offset-dependent is per node of this axis.
+    """
+
+    nodes: torch.Tensor  # (Ng, P) node index along the axis
+    window: torch.Tensor  # (Ng, D) the group's window cells along the axis (clamped)
+    lo: torch.Tensor  # (Ng * P,) bilinear taps of q (cell-centred, border-clamped) ...
+    hi: torch.Tensor
+    w_lo: torch.Tensor  # (Ng * P, 1) ... and their weights
+    w_hi: torch.Tensor
+    bias: torch.Tensor  # (Ng, heads, D, P) this axis's part of the positional bias
+
+
+def axis_groups(stage: LITStage, m: int, size: int, axis: int, device, dtype) -> AxisGroups:
+    """The node grid of an m x m mesh along one axis of a ``size``-cell map (see AxisGroups)."""
+    r = stage.window // 2
+    ga = grid_axis(m, size, window=stage.window, device=device, dtype=dtype)
+    home = ga.index[:, r]
+    # runs of equal home cell (home is non-decreasing along the axis), cut into pieces of P
+    P = max(1, math.ceil(m / size))
+    _, counts = torch.unique_consecutive(home, return_counts=True)
+    groups = []
+    start = 0
+    for c in counts.tolist():
+        for s0 in range(start, start + c, P):
+            idx = list(range(s0, min(s0 + P, start + c)))
+            groups.append(idx + [idx[-1]] * (P - len(idx)))
+        start += c
+    nodes = torch.tensor(groups, dtype=torch.long, device=device)  # (Ng, P)
+    flat = nodes.reshape(-1)
+    # q's bilinear taps as grid_sample(align_corners=False, padding_mode="border") takes them
+    t = torch.as_tensor(to_network(node_positions(m)), dtype=dtype, device=device)[flat]
+    f = (((t + 1) * size - 1) / 2).clamp(0, size - 1)
+    lo = f.floor()
+    w_hi = (f - lo).unsqueeze(-1)
+    lo = lo.long()
+    hi = (lo + 1).clamp(max=size - 1)
+    # positional bias of this axis, as window_bias computes it (the x part carries proj.bias)
+    a = ga.rel[:, r]
+    offsets = (a.unsqueeze(-1) - ga.rel).round().long() + r
+    bias = stage.pos_bias.axis_bias(a, offsets, r, axis)  # (m+1, D, heads)
+    if axis == 0:
+        bias = stage.pos_bias.proj.bias + bias
+    bias = bias[nodes].permute(0, 3, 2, 1).contiguous()  # (Ng, heads, D, P)
+    return AxisGroups(
+        nodes=nodes,
+        window=ga.index[nodes[:, 0]],
+        lo=lo,
+        hi=hi,
+        w_lo=1 - w_hi,
+        w_hi=w_hi,
+        bias=bias,
+    )
 
 
 @dataclass
@@ -170,14 +250,107 @@ class LITStage(nn.Module):
         return self.decoder(torch.cat([z, cell_in_pixels(cell, maps.H, maps.W)], dim=-1))
 
 
+    def grid(self, maps: StageMaps, m: int, cell: torch.Tensor, chunk: int) -> torch.Tensor:
+        """``forward`` on every node of the m x m mesh's grid, (B, m+1, m+1): the fast path.
+
+        Same values as ``forward`` on ``node_coords(m)`` (float rounding apart), cheaper because
+        the grid is regular: the window of a node depends only on its home cell, so nodes are
+        grouped by home cell (``AxisGroups``) and each group's window keys/values are read once
+        and met with a small matmul; the positional bias is a sum of per-axis tables (computed
+        once per node of an axis, not per node and neighbour); q's bilinear weights are per axis;
+        the constant cell is folded into the decoder's first bias. ``cell`` (2,) is the HR cell
+        in network units (x, y). ``chunk`` bounds the nodes per pass.
+        """
+        B, HW, dim = maps.k.shape
+        H, W, h = maps.H, maps.W, self.heads
+        d, D = dim // h, self.window
+        G = D * D
+        dev, dt = maps.k.device, maps.k.dtype
+        gx = axis_groups(self, m, W, 0, dev, dt)
+        gy = axis_groups(self, m, H, 1, dev, dt)
+        Ngx, Px = gx.nodes.shape
+        Ngy, Py = gy.nodes.shape
+        kv = torch.cat([maps.k, maps.v], dim=-1)  # one gather for both
+        qmap = maps.q.permute(0, 2, 3, 1) * (1.0 / math.sqrt(d))  # (B, H, W, dim), pre-scaled
+        # the decoder's first layer with the constant cell (in feature pixels) in its bias
+        first = self.decoder[0]
+        z_dim = first.in_features - 2
+        cpx = cell_in_pixels(cell.to(dt), H, W)
+        b0 = first.bias + first.weight[:, z_dim:] @ cpx
+        w0 = first.weight[:, :z_dim]
+        rest = nn.Sequential(*list(self.decoder)[1:])
+        # windows of all column groups, per window row dy: (Ngx, G) offsets into a map row
+        win_x = gx.window.unsqueeze(1).expand(Ngx, D, D)  # (Ngx, Dy, Dx)
+        # window cell g = D dy + dx: one-hot of dx, then of dy (G, 2D)
+        g = torch.arange(G, device=dev)
+        j = torch.arange(D, device=dev)
+        onehot = torch.cat([g[:, None] % D == j, g[:, None] // D == j], dim=1).to(dt)
+        out = maps.k.new_empty(B, m + 1, m + 1)
+        # Tiles of whole groups, at most ``chunk`` nodes and about TILE_FLOATS floats of
+        # temporaries (at paper size and P = 1 a node's window alone is 25k floats): row groups
+        # x all columns, or one row group x a range of column groups when a row group is larger.
+        per_group = G * (2 * dim + h * (d + 2 * D))
+        per_node = 2 * h * (d + 2 * D) + 2 * G * h + 2 * dim + 2 * w0.shape[0]
+        cap = TILE_FLOATS // (per_node + per_group // (Py * Px))
+        chunk = max(1, min(int(chunk), cap))
+        cstep = max(1, min(Ngx, chunk // (Py * Px)))
+        step = max(1, chunk // (Py * Ngx * Px)) if cstep == Ngx else 1
+        for g0 in range(0, Ngy, step):
+            g1 = min(g0 + step, Ngy)
+            ny = g1 - g0
+            T = ny * Py
+            sl = slice(g0 * Py, g1 * Py)
+            # q: bilinear along y (here), then along x (per column tile)
+            qy = qmap[:, gy.lo[sl]] * gy.w_lo[sl, None] + qmap[:, gy.hi[sl]] * gy.w_hi[sl, None]
+            rows = gy.nodes[g0:g1].reshape(-1)
+            for c0 in range(0, Ngx, cstep):
+                c1 = min(c0 + cstep, Ngx)
+                nx = c1 - c0
+                cs = slice(c0 * Px, c1 * Px)
+                q = qy[:, :, gx.lo[cs]] * gx.w_lo[cs] + qy[:, :, gx.hi[cs]] * gx.w_hi[cs]
+                # Transposed (window cell x node) layout: the softmax runs over a non-last
+                # axis, which torch vectorises along the nodes (over a last axis of 9 or 49 it
+                # is slow). The bias rides in the matmul: keys get one-hot columns of their
+                # window row and column, queries the matching rows of the per-axis bias
+                # tables, so [k | e_x | e_y] . [q; b_x; b_y] = q.k + b_x + b_y, no extra pass.
+                qa = q.new_empty(B, ny, nx, h, d + 2 * D, Py, Px)
+                qa[..., :d, :, :] = q.view(B, ny, Py, nx, Px, h, d).permute(0, 1, 3, 5, 6, 2, 4)
+                qa[..., d : d + D, :, :] = gx.bias[c0:c1, :, :, None, :]
+                qa[..., d + D :, :, :] = gy.bias[g0:g1, None, :, :, :, None]
+                # the window of every (row group, column group) pair: (ny, nx, G) cell indices
+                idx = gy.window[g0:g1, None, :, None] * W + win_x[c0:c1].unsqueeze(0)
+                kvw = kv[:, idx.reshape(ny, nx, G)]  # (B, ny, nx, G, 2 dim)
+                ka = q.new_empty(B, ny, nx, h, G, d + 2 * D)
+                ka[..., :d] = kvw[..., :dim].reshape(B, ny, nx, G, h, d).transpose(3, 4)
+                ka[..., d:] = onehot
+                v = kvw[..., dim:].reshape(B, ny, nx, G, h, d).permute(0, 1, 2, 4, 5, 3)
+                logits = ka @ qa.view(B, ny, nx, h, d + 2 * D, Py * Px)  # (.., h, G, Py*Px)
+                if Py * Px >= 8:
+                    attn = logits.softmax(dim=-2)
+                else:  # few nodes per group: put the column groups innermost for the softmax
+                    attn = logits.permute(0, 1, 3, 4, 2, 5).contiguous().softmax(dim=3)
+                    attn = attn.permute(0, 1, 4, 2, 3, 5)
+                if self.aggregate == "sum":
+                    z = v @ attn  # (B, ny, nx, h, d, Py*Px)
+                    z = z.view(B, ny, nx, h, d, Py, Px).permute(0, 1, 5, 2, 6, 3, 4)
+                else:  # every weighted value, ordered (window cell, head, channel) as forward
+                    z = attn.unsqueeze(-2) * v.transpose(-1, -2).unsqueeze(-1)  # (h, G, d, PP)
+                    z = z.view(B, ny, nx, h, G, d, Py, Px).permute(0, 1, 6, 2, 7, 4, 3, 5)
+                z = z.reshape(B, T, nx * Px, z_dim)
+                res = rest(F.linear(z, w0, b0))[..., 0]  # (B, T, nx*Px)
+                cols = gx.nodes[c0:c1].reshape(-1)
+                out[:, rows[:, None], cols[None, :]] = res
+        return out
+
+
 def stage_from_cfg(cfg: dict) -> LITStage:
     return LITStage(
         dim=int(cfg["dim"]),
         heads=int(cfg["heads"]),
-        window=int(cfg.get("window", 7)),
+        window=int(cfg["window"]),
         hidden=cfg["hidden"],
-        n_freq=int(cfg.get("n_freq", 16)),
-        aggregate=str(cfg.get("aggregate", "sum")),
+        n_freq=int(cfg["n_freq"]),
+        aggregate=str(cfg["aggregate"]),
     )
 
 
@@ -199,3 +372,18 @@ class LIT(SRModel):
         return self.stage(state["maps"], coords, cell) + sample_nodal(
             state["lr"], coords, "bilinear"
         )
+
+    def query_grid(self, state, m: int, chunk: int) -> torch.Tensor:
+        cell = grid_cell(m, state["lr"])
+        return self.stage.grid(state["maps"], m, cell, chunk) + q1_grid(state["lr"], m)
+
+
+def grid_cell(m: int, like: torch.Tensor) -> torch.Tensor:
+    """The HR cell (x, y) of the m x m mesh, as ``predict``'s general path builds it."""
+    return torch.full((2,), hr_cell(m), dtype=like.dtype, device=like.device)
+
+
+def q1_grid(lr: torch.Tensor, m: int) -> torch.Tensor:
+    """The Q1 interpolant of the nodal LR field (B, 1, n+1, n+1) on the m x m mesh's nodes
+    (B, m+1, m+1): ``sample_nodal`` at ``node_coords(m)``, by separable interpolation."""
+    return F.interpolate(lr, size=(m + 1, m + 1), mode="bilinear", align_corners=True)[:, 0]

@@ -11,6 +11,7 @@ Faithful to the reference facts (``/work/shared/reference-implementations.md``):
 * global skip: the bilinear (Q1) interpolant of the LR nodal field at the query is added.
 * cell clipping: the cell is clipped below at the cell of the largest training scale, so an
   out-of-distribution scale (32x, 64x) sees the phase of the largest scale it was trained on.
+  The bound is in feature pixels, E / (lr_n * max scale), so it is the same on a training patch.
 
 Choices: the clipping is applied always, not only in ``eval()``: during training every cell is
 at least that large (the scales come from ``train_scales``), so it changes nothing there and
@@ -27,8 +28,16 @@ import torch.nn as nn
 from fesr.coords import hr_cell, sample_nodal
 from fesr.models.base import SRModel
 from fesr.models.encoders import build_encoder
-from fesr.models.liif import liif_units
-from fesr.models.local import MLP, flatten_map, four_neighbours, gather
+from fesr.models.liif import GRID_TILE_ELEMS, liif_units
+from fesr.models.local import (
+    MLP,
+    FourGrid,
+    TileMLP,
+    flatten_map,
+    four_neighbours,
+    gather,
+    q1_grid,
+)
 from fesr.models.registry import register
 
 
@@ -40,16 +49,17 @@ class LTE(SRModel):
             raise ValueError(f"lte: config needs an 'encoder', got {cfg.get('encoder')!r}")
         self.encoder = build_encoder(cfg["encoder"], cfg.get("encoder_cfg"), cfg["in_channels"])
         C = self.encoder.out_dim
-        self.n_freq = int(cfg.get("n_freq", 128))
+        self.n_freq = int(cfg["n_freq"])
         self.amplitude = nn.Conv2d(C, 2 * self.n_freq, 3, padding=1)
         self.frequency = nn.Conv2d(C, 2 * self.n_freq, 3, padding=1)
         self.phase = nn.Linear(2, self.n_freq, bias=False)
-        self.imnet = MLP(2 * self.n_freq, cfg.get("hidden", [256, 256, 256]), 1)
-        scales = cfg.get("train_scales") or []
+        self.imnet = MLP(2 * self.n_freq, cfg["hidden"], 1)
+        scales = cfg["train_scales"]
         if not scales:
             raise ValueError("lte: config needs 'train_scales' (for the test-time cell clipping)")
-        # smallest cell seen in training, in network units
-        self.min_cell = hr_cell(int(cfg["lr_n"]) * max(float(s) for s in scales))
+        # smallest cell seen in training, in FEATURE PIXELS (E / (lr_n * max scale)): invariant
+        # under patch cropping (issue 9), unlike network units of the whole field
+        self.min_cell_px = float(cfg["E"]) / (int(cfg["lr_n"]) * max(float(s) for s in scales))
 
     def encode(self, inputs: dict):
         feat = self.encoder(inputs["image"])
@@ -58,12 +68,15 @@ class LTE(SRModel):
         maps = torch.cat([self.amplitude(feat), freq[:, 0::2], freq[:, 1::2]], dim=1)
         return {"flat": flatten_map(maps), "size": tuple(feat.shape[-2:]), "lr": inputs["lr"]}
 
+    def clip_cell(self, cell: torch.Tensor, H: int, W: int) -> torch.Tensor:
+        """The cell (network units) clipped below at the smallest training cell."""
+        return torch.maximum(cell, cell.new_tensor([2.0 / W, 2.0 / H]) * self.min_cell_px)
+
     def query_encoded(self, state, coords: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         H, W = state["size"]
         K = self.n_freq
-        cell = cell.clamp(min=self.min_cell)
         nb = four_neighbours(coords, H, W)
-        rel, rel_cell = liif_units(nb.rel, cell, H, W)
+        rel, rel_cell = liif_units(nb.rel, self.clip_cell(cell, H, W), H, W)
         phase = self.phase(rel_cell)  # (B, Q, K)
         out = sample_nodal(state["lr"], coords, "bilinear")
         for k in range(4):
@@ -73,3 +86,94 @@ class LTE(SRModel):
             pred = self.imnet(amp * torch.cat([torch.cos(arg), torch.sin(arg)], dim=-1))
             out = out + pred * nb.weight[..., k : k + 1]
         return out
+
+    def query_grid(self, state, m: int, chunk: int) -> torch.Tensor:
+        """The node grid, fast (issue 10). Per neighbour, the argument phase + fx rel_x + fy rel_y
+        is formed in the same order as ``query_encoded``, but phase + fx rel_x once per band of
+        rows sharing their cells (``FourGrid``) and broadcast over the band's rows, and in a
+        band tile the trig split by the angle-addition formulas (``_band_basis``); the phase of
+        the (constant) cell once; the Q1 skip once for the grid. cos and sin go to contiguous
+        preallocated buffers, the first layer takes them as its two halves, and the 4 neighbours
+        of a tile go through the MLP as one matrix.
+        Equal to ``query_encoded`` on ``node_coords(m)`` up to float rounding."""
+        H, W = state["size"]
+        flat = state["flat"]
+        B, K = flat.shape[0], self.n_freq
+        dt, dev = flat.dtype, flat.device
+        grid = FourGrid(m, H, W, device=dev, dtype=dt)
+        cell = self.clip_cell(torch.full((1, 1, 2), hr_cell(m), dtype=dt, device=dev), H, W)
+        rx, _ = liif_units(grid.rx.T, cell, H, W)  # (m+1, 4), node-major
+        ry, rel_cell = liif_units(grid.ry.T, cell, H, W)
+        phase = self.phase(rel_cell)[0, 0]  # (K,)
+        first, rest = self.imnet[0], list(self.imnet)[1:]
+        w_cos, w_sin = first.weight[:, :K].T, first.weight[:, K:].T
+        widths = [first.out_features] + [
+            layer.out_features for layer in rest if isinstance(layer, nn.Linear)
+        ]
+        tile = min(chunk, max(1, GRID_TILE_ELEMS // (4 * max(widths + [2 * K]))))
+        run = TileMLP(rest, 4 * tile, widths, dt, dev)
+        # contiguous buffers: SLEEF's cos / sin and the products run ~2x slower on the strided
+        # layouts that broadcasting or a half of a (., 2K) basis would give them
+        argbuf, cosbuf, sinbuf = torch.empty(3, 4 * tile * K, dtype=dt, device=dev)
+        out = q1_grid(state["lr"], m)
+        for i0, i1, j0, j1, band in grid.tiles(tile):
+            R, C = i1 - i0, j1 - j0
+            n, shape = R * C * 4, (R, C, 4, K)
+            wgt = grid.weights(i0, i1, j0, j1).permute(1, 2, 0)  # (R, C, 4)
+            idx = grid.index(i0, i0 + 1 if band else i1, j0, j1).permute(1, 2, 0).reshape(-1)
+            if band:
+                cells, col = grid.band_cells(i0, j0, j1)
+            for b in range(B):
+                g = flat[b].index_select(0, idx).view(-1, C, 4, 4 * K)  # band: one row
+                amp, fx, fy = g.split([2 * K, K, K], dim=-1)
+                if band:
+                    cos, sin = self._band_basis(
+                        flat[b],
+                        cells,
+                        col,
+                        amp,
+                        fx,
+                        phase,
+                        rx[j0:j1],
+                        ry[i0:i1],
+                        (cosbuf, sinbuf),
+                        shape,
+                    )
+                else:
+                    arg = torch.addcmul(phase, fx, rx[None, j0:j1, :, None])
+                    arg = torch.addcmul(
+                        arg,
+                        fy.contiguous(),
+                        ry[i0:i1, None, :, None],
+                        out=argbuf[: n * K].view(shape),
+                    ).mul_(math.pi)
+                    cos = torch.cos(arg, out=cosbuf[: n * K].view(shape)).mul_(amp[..., :K])
+                    sin = torch.sin(arg, out=sinbuf[: n * K].view(shape)).mul_(amp[..., K:])
+                # the first layer on [cos, sin] as its two halves: no strided (., 2K) basis
+                h = run.input(n).view(n, -1)
+                torch.addmm(first.bias, cos.view(n, K), w_cos, out=h)
+                pred = run(h.addmm_(sin.view(n, K), w_sin)).view(R, C, 4)
+                out[b, i0:i1, j0:j1] += (pred * wgt).sum(-1)
+        return out
+
+    def _band_basis(self, flat, cells, col, amp, fx, phase, rx, ry, bufs, shape):
+        """amp * [cos, sin](pi (phase + fx rel_x + fy rel_y)) for a band tile (rows sharing their
+        cells) by cos(a + b) = cos a cos b - sin a sin b, sin(a + b) = sin a cos b + cos a sin b,
+        with a = pi (phase + fx rel_x) per column (one band row) and b = pi fy rel_y per (row,
+        cell): the trig of b is taken once per cell of the band instead of once per column,
+        about m / W times fewer. The sums round differently from the direct argument: relative
+        differences ~1e-7 at unit frequencies, growing like |freq| (3e-6 at 100x)."""
+        K = self.n_freq
+        R = ry.shape[0]
+        X = cells.shape[1]
+        a = torch.addcmul(phase, fx, rx[None, :, :, None]).mul_(math.pi)  # (1, C, 4, K)
+        ca, sa = torch.cos(a), torch.sin(a)
+        fy = flat[cells.reshape(-1), 3 * K :].view(2, X, K)
+        b = (math.pi * ry[:, [0, 2], None, None]) * fy  # (R, 2, X, K), rel_y of vy = 0, 1
+        cb = torch.cos(b).view(R, 2 * X, K).index_select(1, col).view(shape)
+        sb = torch.sin(b).view(R, 2 * X, K).index_select(1, col).view(shape)
+        n = cb.numel()
+        ac, as_ = amp[..., :K], amp[..., K:]
+        cos = torch.mul(cb, ac * ca, out=bufs[0][:n].view(shape)).addcmul_(sb, ac * sa, value=-1)
+        sin = torch.mul(cb, as_ * sa, out=bufs[1][:n].view(shape)).addcmul_(sb, as_ * ca)
+        return cos, sin

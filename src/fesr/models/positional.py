@@ -2,18 +2,22 @@
 
 Each encoding maps the offset ``rel`` (..., 2) of a query from a feature cell centre, and the
 query's cell size ``cell`` (..., 2), both in units where the attention window spans [-1, 1]
-(see ``fesr.models.nhcsr``), to a vector (..., out_dim). A method turns that vector into what it
-needs (NH-CSR: a linear map to one attention bias per head, eq. 8).
+(see ``fesr.models.nhcsr``), to a vector (..., out_dim). NH-CSR feeds that vector both to the
+decoder's value path (eqs. 7, 9) and, through a linear map, to one attention bias per head (eq. 8).
 
 * ``plain``: the raw offset, no parameters (the paper: "plain encoding without learnable
-  parameters"); the bias is then a linear function of the offset.
-* ``sinusoid``: two SIREN layers ``sin(omega0 (W x + b))`` with SIREN's initialisation [38].
+  parameters").
+* ``sinusoid``: two SIREN layers ``sin(omega0 (W x + b))`` with SIREN's initialisation [38] and
+  SIREN's first-layer omega0 = 30 (``SIREN_OMEGA0``; the config's ``omega0`` is the Gabor's).
 * ``ipe``: mip-NeRF's integrated positional encoding [35]: sin/cos of the offset at fixed
   log-spaced frequencies, each attenuated by ``exp(-f^2 var / 2)``, var = cell^2 / 12 the variance
   of a uniform footprint of the query's cell. No parameters.
-* ``lte``: LTE-style [56]: ``cos/sin(pi (<f_j, x> + p_j(cell)))`` with learned frequencies f_j and
-  a phase from a bias-free linear map of the cell. LTE estimates its frequencies from the feature
-  map; here they are global parameters, because the encoding must depend on position only.
+* ``lte``: LTE's local texture estimator [56]: ``amp_j * [cos, sin](pi (<f_j, x> + p_j(cell)))``,
+  the amplitudes amp_j and frequencies f_j estimated from the feature map by a 3x3 convolution
+  (LTE's amplitude and frequency estimators; read at the neighbour's cell, as LTE reads them at
+  the sampled latent), the phase p_j a bias-free linear map of the cell. It is the only encoding
+  that depends on the features as well as the offset: ``local_channels`` > 0, ``maps(feat)``
+  gives the per-cell estimates, and ``forward`` takes them, gathered per neighbour, as ``local``.
 * ``gabor`` (NH-CSR, eq. 7): two layers of WIRE's real Gabor wavelet
   ``cos(omega0 (W1 x + b1)) * exp(-(s0 (W2 x + b2))^2)``, PyTorch's default Linear initialisation
   as in WIRE. With s0 = 0 it is the cosine (SIREN-like) case, with omega0 = 0 the Gaussian case.
@@ -28,6 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 PE_NAMES = ("plain", "sinusoid", "ipe", "lte", "gabor")
+SIREN_OMEGA0 = 30.0  # SIREN's first-layer frequency factor
 
 
 def gabor(u: torch.Tensor, v: torch.Tensor, omega0: float, s0: float) -> torch.Tensor:
@@ -40,7 +45,7 @@ class PlainEncoding(nn.Module):
         super().__init__()
         self.out_dim = 2
 
-    def forward(self, rel, cell):
+    def forward(self, rel, cell, local=None):
         return rel
 
 
@@ -80,7 +85,7 @@ class GaborEncoding(nn.Module):
         )
         self.out_dim = dim
 
-    def forward(self, rel, cell):
+    def forward(self, rel, cell, local=None):
         return self.layers(rel)
 
 
@@ -107,7 +112,7 @@ class SinusoidEncoding(nn.Module):
         )
         self.out_dim = dim
 
-    def forward(self, rel, cell):
+    def forward(self, rel, cell, local=None):
         return self.layers(rel)
 
 
@@ -122,7 +127,7 @@ class IntegratedEncoding(nn.Module):
         )
         self.out_dim = 4 * n
 
-    def forward(self, rel, cell):
+    def forward(self, rel, cell, local=None):
         cell = cell.expand_as(rel)
         arg = rel.unsqueeze(-1) * self.freqs  # (..., 2, n)
         var = (cell**2 / 12.0).unsqueeze(-1)  # uniform footprint of the query's cell
@@ -132,30 +137,48 @@ class IntegratedEncoding(nn.Module):
 
 
 class LTEEncoding(nn.Module):
-    """cos/sin(pi (<f_j, rel> + phase_j(cell))): f_j learned (init N(0, 3^2)), phase linear."""
+    """LTE's estimator: amp * [cos, sin](pi (<f_j, rel> + phase_j(cell))), amp and f from a 3x3
+    conv of the features (``maps``), the phase a bias-free linear map of the cell."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, feat_dim: int):
         super().__init__()
         n = max(1, dim // 2)
-        self.freq = nn.Parameter(torch.randn(n, 2) * 3.0)
+        self.n = n
+        # channels [amplitude (2n: cos and sin terms), fx (n), fy (n)], as LTE's two convs
+        self.estimator = nn.Conv2d(feat_dim, 4 * n, 3, padding=1)
         self.phase = nn.Linear(2, n, bias=False)
+        self.local_channels = 4 * n
         self.out_dim = 2 * n
 
-    def forward(self, rel, cell):
-        arg = math.pi * (rel @ self.freq.t() + self.phase(cell))
-        return torch.cat([torch.cos(arg), torch.sin(arg)], dim=-1)
+    def maps(self, feat: torch.Tensor) -> torch.Tensor:
+        return self.estimator(feat)
+
+    def forward(self, rel, cell, local=None):
+        if local is None:
+            raise ValueError("the lte encoding needs the local estimates (maps(feat) at the cell)")
+        amp, fx, fy = local.split([2 * self.n, self.n, self.n], dim=-1)
+        arg = torch.addcmul(self.phase(cell).expand_as(fx), fx, rel[..., :1])
+        arg = torch.addcmul(arg, fy, rel[..., 1:]).mul_(math.pi)
+        return amp * torch.cat([torch.cos(arg), torch.sin(arg)], dim=-1)
 
 
-def build_positional(name: str, dim: int, omega0: float = 8.0, s0: float = 6.0) -> nn.Module:
-    """Encoding ``name`` (one of PE_NAMES) of width about ``dim``; ``.out_dim`` is exact."""
+def build_positional(
+    name: str, dim: int, omega0: float = 8.0, s0: float = 6.0, feat_dim: int | None = None
+) -> nn.Module:
+    """Encoding ``name`` (one of PE_NAMES) of width about ``dim``; ``.out_dim`` is exact.
+
+    ``omega0`` and ``s0`` are the Gabor's; ``feat_dim`` (the feature channels) is needed by lte.
+    """
     if name == "plain":
         return PlainEncoding()
     if name == "sinusoid":
-        return SinusoidEncoding(dim, omega0)
+        return SinusoidEncoding(dim, SIREN_OMEGA0)
     if name == "ipe":
         return IntegratedEncoding(dim)
     if name == "lte":
-        return LTEEncoding(dim)
+        if feat_dim is None:
+            raise ValueError("the lte encoding needs feat_dim (the feature map's channels)")
+        return LTEEncoding(dim, feat_dim)
     if name == "gabor":
         return GaborEncoding(dim, omega0, s0)
     raise ValueError(f"unknown positional encoding '{name}'; expected one of {', '.join(PE_NAMES)}")

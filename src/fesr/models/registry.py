@@ -1,24 +1,27 @@
-"""Method registry and model names.
+"""Method registry: model names to model classes and their resolved configs.
 
 A *method* is an SR algorithm (``liif``, ``nhcsr``, ...); a *model* is a trained instance named
 ``{method}[-{variant}...]``, e.g. ``nhcsr-pe_sinusoid`` or ``nhcsr-single_scale-no_scs``. Variant
-tokens override the method's config from ``config["methods"][method]``:
-
-============================  =====================================
-token                         override
-============================  =====================================
-``pe_{plain,sinusoid,ipe,lte,gabor}``  ``pe``
-``single_scale``/``multi_scale``       ``multi_scale`` False/True
-``no_scs``                    ``scs: False``
-``no_coef``                   ``coefficient: False``
-``edsr``/``rdn``/``swinir``   ``encoder``
-============================  =====================================
+tokens override the method's config from ``config["methods"][method]``; which tokens exist and
+which method accepts which is defined in ``fesr.model_names`` (pure Python, used by the config
+validation too).
 """
 
 from __future__ import annotations
 
 import copy
 import importlib
+
+# The names and their tokens live in a module without the model paths below, so that the
+# config validation (fesr.validate) reads them without reaching the torch-based methods.
+from fesr.model_names import (  # noqa: F401  (re-exported: the registry is their old home)
+    ENCODER_TOKENS,
+    METHOD_NAMES,
+    PE_CHOICES,
+    TOKEN_METHODS,
+    model_name_errors,
+    parse_model_name,
+)
 
 # method name -> module defining it (imported lazily so one method's import cost is paid alone)
 METHODS = {
@@ -33,8 +36,8 @@ METHODS = {
     "linf": "fesr.models.linf",
     "idm": "fesr.models.idm",
 }
-ENCODER_TOKENS = {"edsr": "edsr-baseline", "rdn": "rdn", "swinir": "swinir"}
-PE_CHOICES = ("plain", "sinusoid", "ipe", "lte", "gabor")
+if set(METHODS) != set(METHOD_NAMES):
+    raise ImportError("fesr.models.registry.METHODS and fesr.model_names.METHOD_NAMES differ")
 
 _CLASSES: dict[str, type] = {}
 
@@ -58,56 +61,49 @@ def get_method_class(method: str) -> type:
     return _CLASSES[method]
 
 
-def parse_model_name(name: str) -> tuple[str, dict]:
-    """'nhcsr-pe_sinusoid-no_scs' -> ('nhcsr', {'pe': 'sinusoid', 'scs': False})."""
-    method, *tokens = name.split("-")
-    if method not in METHODS:
-        raise ValueError(
-            f"model name '{name}': unknown method '{method}'; expected one of {sorted(METHODS)}"
-        )
-    overrides: dict = {}
-    for tok in tokens:
-        if tok.startswith("pe_") and tok[3:] in PE_CHOICES:
-            overrides["pe"] = tok[3:]
-        elif tok in ("single_scale", "multi_scale"):
-            overrides["multi_scale"] = tok == "multi_scale"
-        elif tok == "no_scs":
-            overrides["scs"] = False
-        elif tok == "no_coef":
-            overrides["coefficient"] = False
-        elif tok in ENCODER_TOKENS:
-            overrides["encoder"] = ENCODER_TOKENS[tok]
-        else:
-            raise ValueError(
-                f"model name '{name}': unknown variant '{tok}'; "
-                f"expected pe_{{{','.join(PE_CHOICES)}}}, "
-                "single_scale, multi_scale, no_scs, no_coef, edsr, rdn or swinir"
-            )
-    return method, overrides
-
-
 def resolve_model_config(name: str, config: dict) -> dict:
     """The full, self-contained config of model ``name``: method settings, encoder settings and
-    the training facts a method needs (train scales, SCS weight). Stored in the checkpoint."""
+    the training facts a method needs (train scales, SCS weight). Stored in the checkpoint.
+
+    Every key the method reads must come from the config (no paper-size fallback): a method or
+    encoder section lacking a key the schema requires is refused, naming the key."""
+    from fesr.config import required_keys
+
     method, overrides = parse_model_name(name)
-    cfg = copy.deepcopy(config["methods"].get(method, {}))
+    if method not in config.get("methods", {}):
+        raise ValueError(f"model '{name}': the config has no 'methods.{method}' section")
+    cfg = copy.deepcopy(config["methods"][method])
+    _require(name, f"methods.{method}", cfg, required_keys(("methods", method)))
     cfg.update(overrides)
     cfg.setdefault("coefficient", True)
     enc = cfg.get("encoder")
     if enc is not None:
-        if enc not in config["encoders"]:
+        if enc not in config.get("encoders", {}):
             raise ValueError(f"model '{name}': encoder '{enc}' has no entry in config 'encoders'")
         cfg["encoder_cfg"] = copy.deepcopy(config["encoders"][enc])
+        _require(name, f"encoders.{enc}", cfg["encoder_cfg"], required_keys(("encoders", enc)))
     train = config.get("training", {})
-    cfg.setdefault("train_scales", list(train.get("train_scales", [2, 4, 8, 16])))
-    cfg.setdefault("scs_lambda", train.get("scs_lambda", 0.1))
-    cfg.setdefault("iterations", int(train.get("iterations", 1)))  # staged schedules (CLIT, LINF)
-    cfg.setdefault("lr_n", int(config.get("lr_n", 32)))
+    _require(name, "training", train, ("train_scales", "scs_lambda", "iterations"))
+    _require(name, "physics", config.get("physics", {}), ("E",))
+    _require(name, "<top level>", config, ("lr_n",))
+    cfg.setdefault("train_scales", list(train["train_scales"]))
+    cfg.setdefault("scs_lambda", train["scs_lambda"])
+    cfg.setdefault("iterations", int(train["iterations"]))  # staged schedules (CLIT, LINF)
+    cfg.setdefault("lr_n", int(config["lr_n"]))
     cfg.setdefault("E", int(config["physics"]["E"]))
     cfg["name"] = name
     cfg["method"] = method
     cfg["in_channels"] = 2 if cfg["coefficient"] else 1
     return cfg
+
+
+def _require(name: str, where: str, section: dict, keys) -> None:
+    missing = [k for k in keys if k not in section]
+    if missing:
+        raise ValueError(
+            f"model '{name}': config '{where}' lacks {', '.join(repr(k) for k in missing)} "
+            "(every setting a method reads must be in the config; see config.yaml)"
+        )
 
 
 def build_model(name: str, config: dict):

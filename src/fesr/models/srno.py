@@ -31,8 +31,10 @@ What each entry point computes:
   lifting and blocks 1..b-1 (with their already-complete sums) per chunk and accumulates block
   b's (heads, d, d) sum in float64; the last pass produces the output. Storing z per node instead
   would cost width x 4 bytes x (m+1)^2 (537 MB at width 32, 2049^2 nodes; 4.3 GB at paper width
-  256), so we recompute: (blocks + 1) (blocks + 2) / 2 block evaluations per node instead of
-  ``blocks``, and a peak memory that does not grow with alpha beyond the output itself.
+  256), so beyond ``Z_CACHE_BYTES`` we recompute: (blocks + 1) (blocks + 2) / 2 block
+  evaluations per node instead of ``blocks``, and a peak memory that does not grow with alpha
+  beyond the output itself. Below it (quick sizes at every scale) z is stored per node and each
+  block runs once, on a lifting computed with the grid's structure (``lift_grid``).
 
 Deviations from the public code (read for facts only): its feed-forward residual adds the block
 *input* (z' = z + FFN(z + K(z))); we use the standard form above, which the SRNO poster's
@@ -50,9 +52,15 @@ import torch.nn.functional as F
 from fesr.coords import hr_cell, node_coords, sample_nodal
 from fesr.models.base import SRModel, hr_size
 from fesr.models.encoders import build_encoder
+from fesr.models.liif import GRID_TILE_ELEMS
 from fesr.models.lit import cell_in_pixels
-from fesr.models.local import MLP, flatten_map, four_neighbours, gather
+from fesr.models.local import MLP, FourGrid, flatten_map, four_neighbours, gather, q1_grid
 from fesr.models.registry import register
+
+# Largest per-node z cache predict() keeps (else it recomputes z per pass, see the module doc):
+# 268 MB at quick width 16 and 64x; paper width 256 at 64x (4.3 GB) recomputes.
+Z_CACHE_BYTES = 1 << 30
+NARROW = 64  # widest z for the regrouped block evaluation of the cached path
 
 
 class HeadNorm(nn.Module):
@@ -111,12 +119,12 @@ class SRNO(SRModel):
 
     def __init__(self, cfg: dict):
         super().__init__(cfg)
-        width, heads, n_blocks = int(cfg["width"]), int(cfg["heads"]), int(cfg.get("blocks", 2))
+        width, heads, n_blocks = int(cfg["width"]), int(cfg["heads"]), int(cfg["blocks"])
         self.encoder = build_encoder(cfg["encoder"], cfg.get("encoder_cfg"), cfg["in_channels"])
         C = self.encoder.out_dim
         self.lift = nn.Linear(4 * 2 + 4 * C + 2, width)
         self.blocks = nn.ModuleList([GalerkinBlock(width, heads) for _ in range(n_blocks)])
-        self.head = MLP(width, int(cfg.get("proj_hidden", width)), 1, act=nn.GELU)
+        self.head = MLP(width, int(cfg["proj_hidden"]), 1, act=nn.GELU)
 
     def encode(self, inputs: dict):
         feat = self.encoder(inputs["image"])
@@ -143,13 +151,17 @@ class SRNO(SRModel):
             z = block(z)
         return self.output(state, z, coords)
 
-    @torch.no_grad()
-    def predict(self, inputs: dict, alpha: float, chunk: int = 65536) -> torch.Tensor:
-        """Attention over all (m+1)^2 HR nodes, in ``blocks + 1`` chunked passes (module doc)."""
+    @torch.inference_mode()
+    def predict(self, inputs: dict, alpha: float, chunk: int = 65536, state=None) -> torch.Tensor:
+        """Attention over all (m+1)^2 HR nodes (module doc): with z cached per node when it fits
+        ``Z_CACHE_BYTES`` (one pass per block), else in ``blocks + 1`` chunked passes that
+        recompute z. ``state``: ``encode(inputs)`` if the caller has it."""
         lr = inputs["lr"]
         B, n = lr.shape[0], lr.shape[-1] - 1
         m = hr_size(n, alpha)
-        state = self.encode(inputs)
+        state = self.encode(inputs) if state is None else state
+        if B * (m + 1) ** 2 * self.lift.out_features * lr.element_size() <= Z_CACHE_BYTES:
+            return self._predict_cached(state, m, chunk)
         coords_all = node_coords(m, device=lr.device, dtype=lr.dtype)
         N = coords_all.shape[0]
 
@@ -176,3 +188,98 @@ class SRNO(SRModel):
             z = through(c, cell, len(self.blocks), means)
             out[:, start : start + c.shape[1]] = self.output(state, z, c)[..., 0]
         return out.reshape(B, m + 1, m + 1)
+
+    def lift_grid(self, state, m: int, chunk: int = 65536) -> torch.Tensor:
+        """``lifted`` at every node of the m x m mesh, (B, (m+1)^2, width), fast: the lifting is
+        linear, so each neighbour slot's feature part is one product per feature cell (P_k), the
+        offset part a sum of per-column and per-row terms (``FourGrid``), and a node adds its
+        4 gathered, area-weighted P_k rows to those."""
+        H, W = state["H"], state["W"]
+        flat = state["flat"]
+        B, C = flat.shape[0], flat.shape[-1]
+        dt, dev = flat.dtype, flat.device
+        grid = FourGrid(m, H, W, device=dev, dtype=dt)
+        w = self.lift.weight
+        width = w.shape[0]
+        cell = cell_in_pixels(torch.full((1, 2), hr_cell(m), dtype=dt, device=dev), H, W)
+        tx = grid.rx.T @ w[:, 0:8:2].T  # (m+1, width): slots k = 0..3, x then y per slot
+        ty = grid.ry.T @ w[:, 1:8:2].T + (cell @ w[:, 8 + 4 * C :].T + self.lift.bias)
+        wf = w[:, 8 : 8 + 4 * C].reshape(width, 4, C).permute(1, 2, 0)  # (4, C, width)
+        z = torch.empty(B, m + 1, m + 1, width, dtype=dt, device=dev)
+        tile = min(chunk, max(1, GRID_TILE_ELEMS // (4 * width)))
+        for b in range(B):
+            proj = torch.matmul(flat[b], wf).view(4 * H * W, width)  # P_k of every cell
+            for i0, i1, j0, j1, band in grid.tiles(tile):
+                k_off = torch.arange(4, device=dev).view(4, 1, 1) * (H * W)
+                idx = (grid.index(i0, i0 + 1 if band else i1, j0, j1) + k_off).view(-1)
+                g = proj.index_select(0, idx).view(4, -1, j1 - j0, width)
+                g = g * grid.weights(i0, i1, j0, j1).unsqueeze(-1)  # band: broadcast rows
+                zt = z[b, i0:i1, j0:j1]
+                torch.add(g[0] + g[1], g[2] + g[3], out=zt)
+                zt += tx[j0:j1]
+                zt += ty[i0:i1].unsqueeze(1)
+        return z.view(B, -1, width)
+
+    def _predict_cached(self, state, m: int, chunk: int) -> torch.Tensor:
+        """The exact operator of one ``query_encoded`` over all nodes, z stored per node: the
+        lifting once (``lift_grid``), then per block one pass for the sum of k^T v (float64
+        accumulation) and one that updates z in place, then the projection and the Q1 skip.
+        Same function as ``GalerkinBlock``, regrouped for narrow widths (<= ``NARROW``, where
+        per-row overheads dominate): the per-head layer norms as products with a block-averaging
+        matrix, the per-head k^T v as one product whose diagonal blocks are kept, and the
+        attention's q-projection folded into one matrix, z + (z Wq^T + bq) KV =
+        z (I + Wq^T KV) + bq KV. Wider blocks run as they are (those products would cost
+        width^2 per node)."""
+        z = self.lift_grid(state, m, chunk)
+        B, N, width = z.shape
+        tile = min(chunk, max(1, GRID_TILE_ELEMS // (3 * width)))
+        eye = torch.eye(width, dtype=z.dtype, device=z.device)
+        for block in self.blocks:
+            if width > NARROW:
+                for b in range(B):
+                    zb = z[b : b + 1]
+                    acc = sum(block.kv_sum(zb[:, s : s + tile]).double() for s in range(0, N, tile))
+                    kv = (acc / N).to(z.dtype)
+                    for s in range(0, N, tile):
+                        zb[:, s : s + tile] = block.attend(zb[:, s : s + tile], kv)
+                continue
+            heads, d = block.heads, block.head_dim
+            diag = torch.block_diag(*[torch.ones(d, d, dtype=z.dtype, device=z.device)] * heads)
+            avg = diag / d  # x @ avg: each channel gets the mean of its head's channels
+            w, bias = block.qkv.weight, block.qkv.bias
+            norms = [
+                (block.k_norm, w[width : 2 * width], bias[width : 2 * width]),
+                (block.v_norm, w[2 * width :], bias[2 * width :]),
+            ]
+            for b in range(B):
+                acc = torch.zeros(width, width, dtype=torch.float64, device=z.device)
+                for s in range(0, N, tile):
+                    zk = z[b, s : s + tile]
+                    k, v = (
+                        _head_norm(torch.addmm(bb, zk, ww.T), norm, avg) for norm, ww, bb in norms
+                    )
+                    acc += (k.T @ v).double()
+                kv = (acc / N).to(z.dtype) * diag  # the heads' (d x d) blocks
+                fold = eye + w[:width].T @ kv
+                shift = bias[:width] @ kv
+                first, act, second = block.ffn
+                for s in range(0, N, tile):
+                    zt = z[b, s : s + tile]
+                    h = torch.addmm(shift, zt, fold)
+                    u = act(torch.addmm(first.bias, h, first.weight.T))
+                    torch.addmm(h, u, second.weight.T, out=zt).add_(second.bias)
+        out = torch.empty(B, N, dtype=z.dtype, device=z.device)
+        for s in range(0, N, tile):
+            out[:, s : s + tile] = self.head(z[:, s : s + tile])[..., 0]
+        return out.view(B, m + 1, m + 1) + q1_grid(state["lr"], m)
+
+
+def _head_norm(x: torch.Tensor, norm: HeadNorm, avg: torch.Tensor) -> torch.Tensor:
+    """``norm`` (layer norm over each head's channels, F.layer_norm's eps) of rows x (N, width),
+    with the per-head means taken as products with the block-averaging matrix ``avg``: a few
+    whole-row passes instead of a normalisation of many 8-wide rows."""
+    xc = x - x @ avg
+    var = (xc * xc) @ avg
+    return torch.addcmul(
+        norm.bias.reshape(-1), xc * torch.rsqrt(var.add_(1e-5)), norm.weight.reshape(-1)
+    )

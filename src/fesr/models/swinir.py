@@ -9,17 +9,25 @@ Structure (SwinIR's classical-SR body, as the LIIF family uses it with ``no_upsa
   (window multi-head self-attention with a learned relative position bias, alternating with
   shifted windows whose cross-boundary pairs are masked out; pre-LayerNorm; MLP with GELU),
   then a 3x3 conv, plus the RSTB's own residual;
-* a final LayerNorm, a 3x3 conv after the body, and the long skip from the shallow features.
+* a final LayerNorm, a 3x3 conv after the body, and the long skip from the shallow features;
+* with ``out_dim`` set, a 3x3 conv to ``out_dim`` features and LeakyReLU (SwinIR's
+  ``conv_before_upsample``, which the LIIF-family repositories keep when they drop the
+  upsampler).
 
-Output ``(B, embed_dim, H, W)`` at the input resolution; ``out_dim = embed_dim``.
+Output ``(B, out_dim, H, W)`` at the input resolution (``out_dim = embed_dim`` without the final
+conv). ``config.yaml`` holds the classical-SR size the LIIF family uses: embed_dim 180, six RSTBs
+of six layers with six heads, window 8, mlp_ratio 2, drop-path 0.1, then 64 features (about
+11.6M parameters with our 2 input channels); the presets shrink it.
 
 Choices where SwinIR leaves room:
 
 * The input is reflect-padded to a multiple of ``window_size`` (SwinIR's ``check_image_size``)
   and the features are cropped back, so any E works.
 * No mean subtraction / ``img_range``: our fields are already normalised (SPEC 2).
-* No dropout / drop-path (SwinIR's classical SR uses drop_path 0.1 at paper size; with our
-  small data it is left out so training is deterministic and the contract tests are simple).
+* Stochastic depth (``drop_path``, SwinIR's ``drop_path_rate``): the residual branches of
+  layer l of L are dropped per sample with probability ``drop_path * l / (L - 1)`` in training
+  (SwinIR's linear rule), scaled by 1 / keep; identity in eval. No other dropout (SwinIR's
+  defaults are 0).
 * Shifted windows are used only when the padded map holds more than one window per side;
   otherwise a shift would wrap a single window onto itself (SwinIR does the same).
 """
@@ -98,12 +106,32 @@ class WindowAttention(nn.Module):
         return self.proj(out.transpose(1, 2).reshape(Bw, N, C))
 
 
+class DropPath(nn.Module):
+    """Stochastic depth: zero a residual branch per sample with probability p (training only)."""
+
+    def __init__(self, p: float = 0.0):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"SwinIR: drop_path must be in [0, 1), got {p}")
+        self.p = float(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+
 class SwinBlock(nn.Module):
     """Pre-norm Swin layer: (shifted) window attention + MLP, each with a residual."""
 
-    def __init__(self, dim: int, heads: int, ws: int, shift: int, mlp_ratio: float):
+    def __init__(
+        self, dim: int, heads: int, ws: int, shift: int, mlp_ratio: float, drop_path: float = 0.0
+    ):
         super().__init__()
         self.ws, self.shift = ws, shift
+        self.drop_path = DropPath(drop_path)
         self.norm1 = nn.LayerNorm(dim)
         self.attn = WindowAttention(dim, ws, heads)
         self.norm2 = nn.LayerNorm(dim)
@@ -126,18 +154,21 @@ class SwinBlock(nn.Module):
         h = window_reverse(self.attn(window_partition(h, ws), mask), ws, H, W)
         if shift:
             h = torch.roll(h, shifts=(shift, shift), dims=(1, 2))
-        x = x + h.reshape(B, L, C)
-        return x + self.mlp(self.norm2(x))
+        x = x + self.drop_path(h.reshape(B, L, C))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
 class RSTB(nn.Module):
     """Residual Swin transformer block: ``depth`` Swin layers, a 3x3 conv, a residual."""
 
-    def __init__(self, dim: int, depth: int, heads: int, ws: int, mlp_ratio: float):
+    def __init__(
+        self, dim: int, depth: int, heads: int, ws: int, mlp_ratio: float, drop_path=None
+    ):
         super().__init__()
+        rates = list(drop_path) if drop_path is not None else [0.0] * depth
         self.blocks = nn.ModuleList(
             [
-                SwinBlock(dim, heads, ws, 0 if i % 2 == 0 else ws // 2, mlp_ratio)
+                SwinBlock(dim, heads, ws, 0 if i % 2 == 0 else ws // 2, mlp_ratio, rates[i])
                 for i in range(depth)
             ]
         )
@@ -153,7 +184,7 @@ class RSTB(nn.Module):
 
 
 class SwinIREncoder(nn.Module):
-    """SwinIR body as an encoder: (B, in_channels, H, W) -> (B, embed_dim, H, W)."""
+    """SwinIR body as an encoder: (B, in_channels, H, W) -> (B, out_dim, H, W)."""
 
     def __init__(
         self,
@@ -163,6 +194,8 @@ class SwinIREncoder(nn.Module):
         num_heads=(6, 6, 6, 6),
         window_size: int = 8,
         mlp_ratio: float = 2.0,
+        drop_path: float = 0.0,
+        out_dim: int | None = None,
     ):
         super().__init__()
         depths, num_heads = list(depths), list(num_heads)
@@ -171,17 +204,26 @@ class SwinIREncoder(nn.Module):
         if window_size < 1:
             raise ValueError(f"SwinIR: window_size must be >= 1, got {window_size}")
         self.window_size = int(window_size)
-        self.out_dim = int(embed_dim)
+        self.out_dim = int(embed_dim if out_dim is None else out_dim)
         self.conv_first = nn.Conv2d(in_channels, embed_dim, 3, padding=1)
         self.embed_norm = nn.LayerNorm(embed_dim)  # SwinIR's patch_norm
+        # SwinIR's linear stochastic-depth rule over all layers of all RSTBs
+        total = sum(depths)
+        rates = [float(drop_path) * i / max(total - 1, 1) for i in range(total)]
+        starts = [sum(depths[:i]) for i in range(len(depths))]
         self.layers = nn.ModuleList(
             [
-                RSTB(embed_dim, d, h, self.window_size, mlp_ratio)
-                for d, h in zip(depths, num_heads, strict=True)
+                RSTB(embed_dim, d, h, self.window_size, mlp_ratio, rates[s : s + d])
+                for d, h, s in zip(depths, num_heads, starts, strict=True)
             ]
         )
         self.norm = nn.LayerNorm(embed_dim)
         self.conv_after_body = nn.Conv2d(embed_dim, embed_dim, 3, padding=1)
+        self.conv_out = (
+            None
+            if out_dim is None
+            else nn.Sequential(nn.Conv2d(embed_dim, self.out_dim, 3, padding=1), nn.LeakyReLU())
+        )
         self.apply(self._init)
 
     @staticmethod
@@ -214,4 +256,6 @@ class SwinIREncoder(nn.Module):
         t = self.norm(t)
         deep = t.transpose(1, 2).reshape(shallow.shape)
         out = self.conv_after_body(deep) + shallow
+        if self.conv_out is not None:
+            out = self.conv_out(out)
         return out[..., :H, :W]

@@ -10,6 +10,7 @@ Images are drawn with ``origin='lower'`` on [0, 1]^2: row index is y, increasing
 from __future__ import annotations
 
 import argparse
+import sys
 
 import matplotlib
 
@@ -18,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from fesr.cli import USER_ERRORS, run_main
 from fesr.report.colouring import display_stride, modulo_rgb  # noqa: E402
 from fesr.report.fields import FieldSource  # noqa: E402
 from fesr.report.outputs import save_figure  # noqa: E402
@@ -233,4 +235,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main("python -m fesr.report.figures_fields", main, user_errors=USER_ERRORS))

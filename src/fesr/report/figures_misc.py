@@ -1,14 +1,17 @@
-"""fig3 (coefficient examples), fig9 (validation loss with and without SCS) and fig_cost (Pareto
-plot of error against wall time, from table_cost).
+"""fig3 (coefficient examples), fig9 (validation loss with and without SCS), fig_training (every
+learned model's validation curve, Fig. 9-style) and fig_cost (Pareto plot of error against wall
+time, from table_cost).
 
 ``python -m fesr.report.figures_misc fig3 --E 128 --contrast 1 100 --seed 0 --out-prefix ...``
 ``python -m fesr.report.figures_misc fig9 --histories a/history.csv b/history.csv --labels a b ...``
+``python -m fesr.report.figures_misc fig_training --histories ... --labels ...``
 ``python -m fesr.report.figures_misc fig_cost --table results/tables/table_cost.csv ...``
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -19,6 +22,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from fesr.cli import USER_ERRORS, run_main
 from fesr.report.outputs import save_figure  # noqa: E402
 
 # (title, map name or None for a random map): the families of SPEC 1 plus two mixtures
@@ -65,18 +69,65 @@ def fig9(a):
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     palette = sns.color_palette("tab10", len(a.histories))
     for path, label, col in zip(a.histories, a.labels, palette, strict=True):
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"training history '{path}' does not exist")
-        h = pd.read_csv(path)
-        if not {"iteration", "val_loss"} <= set(h.columns):
-            raise ValueError(f"'{path}' lacks columns iteration/val_loss; has {list(h.columns)}")
-        v = h.dropna(subset=["val_loss"])
+        v = read_history(path)
         ax.plot(v["iteration"], v["val_loss"], marker="o", ms=3, color=col, label=label)
     ax.set_yscale("log")
     ax.set_xlabel("training iteration")
     ax.set_ylabel("validation loss (L1, normalised u)")
     ax.set_title("Validation loss with and without the SCS term")
     ax.legend()
+    return fig
+
+
+def read_history(path) -> pd.DataFrame:
+    """A history.csv's rows that carry a validation loss (iteration, val_loss, ...)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"training history '{path}' does not exist")
+    h = pd.read_csv(path)
+    if not {"iteration", "val_loss"} <= set(h.columns):
+        raise ValueError(f"'{path}' lacks columns iteration/val_loss; has {list(h.columns)}")
+    return h.dropna(subset=["val_loss"])
+
+
+def curve_summary(v: pd.DataFrame) -> tuple[float, float]:
+    """(fall, last-fifth change) of a validation curve: first / final value, and the relative
+    change of the final value from the last value recorded at or before 80% of the run."""
+    it, val = v["iteration"].to_numpy(), v["val_loss"].to_numpy()
+    if len(val) == 0:
+        return float("nan"), float("nan")
+    start = val[it <= 0.8 * it[-1]]
+    ref = start[-1] if len(start) else val[0]
+    return float(val[0] / val[-1]), float(abs(val[-1] - ref) / ref)
+
+
+def fig_training(a):
+    n = len(a.histories)
+    cols = min(4, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
+    for ax, path, label in zip(axes.flat, a.histories, a.labels, strict=False):
+        v = read_history(path)
+        fall, last = curve_summary(v)
+        ax.plot(v["iteration"], v["val_loss"], marker="o", ms=2, lw=1)
+        ax.set_yscale("log")
+        ax.set_title(label, fontsize=9)
+        ax.text(
+            0.97,
+            0.95,
+            f"fall {fall:.1f}x\nlast fifth {100 * last:.0f}%",
+            transform=ax.transAxes,
+            ha="right",
+            va="top",
+            fontsize=7,
+        )
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("iteration")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("val L1 (normalised u)")
+    fig.suptitle("Validation loss per model (fall: first / final; last fifth: relative change)")
+    fig.tight_layout()
     return fig
 
 
@@ -144,9 +195,10 @@ def main(argv=None) -> None:
     p.add_argument("--contrast", type=float, nargs=2, required=True)
     p.add_argument("--p-high", type=float, default=0.5)
     p.add_argument("--seed", type=int, default=0)
-    p = sub.add_parser("fig9")
-    p.add_argument("--histories", nargs="+", required=True)
-    p.add_argument("--labels", nargs="+", required=True)
+    for name in ("fig9", "fig_training"):
+        p = sub.add_parser(name)
+        p.add_argument("--histories", nargs="+", required=True)
+        p.add_argument("--labels", nargs="+", required=True)
     p = sub.add_parser("fig_cost")
     p.add_argument("--table", required=True)
     p.add_argument("--split", default="test_random")
@@ -155,10 +207,11 @@ def main(argv=None) -> None:
         p.add_argument("--out-prefix", required=True)
     a = ap.parse_args(argv)
     sns.set_theme(style="ticks", context="paper")
-    fig = {"fig3": fig3, "fig9": fig9, "fig_cost": fig_cost}[a.figure](a)
+    figures = {"fig3": fig3, "fig9": fig9, "fig_training": fig_training, "fig_cost": fig_cost}
+    fig = figures[a.figure](a)
     save_figure(fig, a.out_prefix)
 
 
 if __name__ == "__main__":
     np.seterr(divide="ignore")
-    main()
+    sys.exit(run_main("python -m fesr.report.figures_misc", main, user_errors=USER_ERRORS))

@@ -9,6 +9,7 @@ slices of NH-CSR's coarse and fine branch outputs).
 from __future__ import annotations
 
 import argparse
+import sys
 
 import matplotlib
 
@@ -18,6 +19,7 @@ import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from fesr.cli import USER_ERRORS, run_main
 from fesr.evaluate.spectra import rapsd  # noqa: E402
 from fesr.report.fields import FieldSource  # noqa: E402
 from fesr.report.outputs import save_figure  # noqa: E402
@@ -128,4 +130,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main("python -m fesr.report.figures_spectra", main, user_errors=USER_ERRORS))

@@ -13,9 +13,14 @@ def _tmp(path: Path) -> Path:
     return path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
 
 
-def write_table(df: pd.DataFrame, prefix, caption: str, float_format: str = "%.4g") -> list[Path]:
-    """``prefix``.csv (full precision), .md and .tex (rounded, with the caption)."""
+def write_table(
+    df: pd.DataFrame, prefix, caption: str, float_format: str = "%.4g", display=None
+) -> list[Path]:
+    """``prefix``.csv (full precision), .md and .tex (rounded, with the caption).
+
+    ``display``: another frame for the .md and .tex files (e.g. 'mean [lo, hi]' strings)."""
     prefix = Path(prefix)
+    shown = df if display is None else display
     outs = []
     for suffix in (".csv", ".md", ".tex"):
         out = prefix.with_suffix(suffix)
@@ -23,10 +28,10 @@ def write_table(df: pd.DataFrame, prefix, caption: str, float_format: str = "%.4
         if suffix == ".csv":
             df.to_csv(tmp, index=False)
         elif suffix == ".md":
-            body = df.to_markdown(index=False, floatfmt=float_format.strip("%"))
+            body = shown.to_markdown(index=False, floatfmt=float_format.strip("%"))
             tmp.write_text(f"{caption}\n\n{body}\n")
         else:
-            tex = df.to_latex(
+            tex = shown.to_latex(
                 index=False,
                 float_format=lambda v: float_format % v,
                 caption=caption,

@@ -8,12 +8,15 @@ normalised scale and shown in units of 1e-3.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from fesr.cli import USER_ERRORS, run_main
 from fesr.report.outputs import write_table
+from fesr.report.stats import format_interval, mean_interval
 
 
 def read_parts(paths) -> pd.DataFrame:
@@ -42,53 +45,99 @@ def check_complete(agg: pd.DataFrame, rows_key: str, rows, scales, what: str) ->
         raise ValueError(f"{what}: no metrics for {missing}")
 
 
-def wide_metric_table(df, models, scales, metrics, split_col=True) -> pd.DataFrame:
-    """Rows (split, method) in config order; a column per metric and scale."""
+def wide_metric_table(df, models, scales, metrics, split_col=True):
+    """Rows (split, method) in config order; per metric and scale the mean over the split's maps
+    and its 95% interval (``fesr.report.stats``). Returns (numbers, display): ``numbers`` has
+    columns ``{name}_x{s}``, ``..._lo``, ``..._hi`` and ``maps_x{s}``; ``display`` the same cells
+    as 'mean [lo, hi]' strings for the .md and .tex tables."""
     agg = mean_by(df, ["split", "method", "scale"])
     check_complete(agg, "method", models, scales, "metrics table")
-    rows = []
+    rows, shown = [], []
     for split in dict.fromkeys(agg["split"]):
         for model in models:
-            row = {"split": split, "method": model} if split_col else {"method": model}
-            sub = agg[(agg["split"] == split) & (agg["method"] == model)].set_index("scale")
+            head = {"split": split, "method": model} if split_col else {"method": model}
+            means, extra, disp = {}, {}, dict(head)
+            sub = df[(df["split"] == split) & (df["method"] == model)]
             for name, col, factor in metrics:
                 for s in scales:
-                    row[f"{name}_x{s}"] = (
-                        sub.loc[int(s), col] * factor if int(s) in sub.index else np.nan
-                    )
-            rows.append(row)
-    return pd.DataFrame(rows)
+                    vals = sub.loc[sub["scale"] == int(s), col].to_numpy() * factor
+                    mean, lo, hi, k = mean_interval(vals)
+                    means[f"{name}_x{s}"] = mean
+                    extra[f"{name}_x{s}_lo"], extra[f"{name}_x{s}_hi"] = lo, hi
+                    extra[f"maps_x{s}"] = k
+                    disp[f"{name}_x{s}"] = format_interval(mean, lo, hi)
+            rows.append({**head, **means, **extra})
+            shown.append(disp)
+    return pd.DataFrame(rows), pd.DataFrame(shown)
+
+
+def maps_note(table: pd.DataFrame, scales) -> str:
+    """How many test maps each scale's cells average, per split (the caption states it)."""
+    parts = []
+    for split, sub in table.groupby("split", sort=False) if "split" in table else [("", table)]:
+        counts = {int(s): int(sub[f"maps_x{s}"].min()) for s in scales}
+        text = ", ".join(f"{s}x: {k}" for s, k in counts.items())
+        parts.append(f"{split} maps per scale {text}" if split else f"maps per scale {text}")
+    return "; ".join(parts)
+
+
+INTERVAL_NOTE = (
+    "Cells: mean over test maps [95% t interval of the mean over maps]; no interval with one map."
+)
 
 
 def table1(a) -> None:
     df = read_parts(a.metrics)
     scales = [int(s) for s in a.scales]
-    table = wide_metric_table(
+    table, display = wide_metric_table(
         df, a.methods, scales, [("mse_e3", "mse", 1e3), ("ssim", "ssim", 1.0)]
     )
     ood = [s for s in scales if s > max(a.train_scales)]
     caption = (
         "Table I: mean MSE (x1e-3, normalised fields) and SSIM (data range 1) per method and scale "
         f"on each test split. Trained at scales {sorted(a.train_scales)}; scales {ood} are "
-        "out of distribution."
+        f"out of distribution. {INTERVAL_NOTE} {maps_note(table, scales)}."
     )
-    write_table(table, a.out_prefix, caption)
+    write_table(table, a.out_prefix, caption, display=display)
 
 
 def ablation(a, title: str) -> None:
     df = read_parts(a.metrics)
     scales = [int(s) for s in a.scales]
     metrics = [("mse_e3", "mse", 1e3), ("ssim", "ssim", 1.0), ("mae_e3", "mae", 1e3)]
-    table = wide_metric_table(df, a.methods, scales, metrics)
-    write_table(
-        table, a.out_prefix, f"{title}: mean MSE (x1e-3), SSIM and MAE (x1e-3) at scales {scales}."
+    table, display = wide_metric_table(df, a.methods, scales, metrics)
+    caption = (
+        f"{title}: mean MSE (x1e-3), SSIM and MAE (x1e-3) at scales {scales}. {INTERVAL_NOTE} "
+        f"{maps_note(table, scales)}."
     )
+    write_table(table, a.out_prefix, caption, display=display)
+
+
+def paper_inference(path) -> pd.DataFrame | None:
+    """Paper-size rows of ``benchmarks/bench_inference.py --csv`` (None if no path is given)."""
+    if path is None:
+        return None
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"inference benchmark file '{path}' does not exist")
+    try:
+        df = pd.read_csv(path)
+    except Exception as err:
+        raise ValueError(
+            f"inference benchmark file '{path}' cannot be read as CSV: {err}"
+        ) from None
+    needed = {"method", "size", "field_s", "gpu_est_s", "gpu_tflops_assumed", "threads"}
+    if not needed <= set(df.columns):
+        raise ValueError(
+            f"inference benchmark file '{path}' lacks columns {needed - set(df.columns)}"
+        )
+    return df[df["size"] == "paper"].set_index("method")
 
 
 def table_complexity(a) -> None:
     df = read_parts(a.metrics)
     scales = [int(s) for s in a.scales]
     check_complete(df, "method", a.methods, scales, "table_complexity")
+    paper = paper_inference(getattr(a, "inference_benchmark", None))
     rows = []
     for model in a.methods:
         sub = df[df["method"] == model].set_index("scale")
@@ -103,6 +152,12 @@ def table_complexity(a) -> None:
             row[f"seconds_x{s}"] = sub.loc[s, "seconds"]
         for s in scales:
             row[f"peak_mb_x{s}"] = sub.loc[s, "peak_mb"]
+        if paper is not None:
+            # paper-size 64x inference (a method's variants share its base method's numbers)
+            base = model.split("-")[0]
+            hit = paper.loc[base] if base in paper.index else None
+            row["paper_cpu_s_x64"] = float(hit["field_s"]) if hit is not None else np.nan
+            row["paper_gpu_est_s_x64"] = float(hit["gpu_est_s"]) if hit is not None else np.nan
         rows.append(row)
     caption = (
         "Complexity: parameters, FLOPs per query node (at the smallest scale; matmuls and "
@@ -110,6 +165,15 @@ def table_complexity(a) -> None:
         "for one full HR output per sample. GFLOPs beyond 16x are extrapolated linearly in the "
         "number of HR nodes (results/metrics/complexity.csv, column flops_counted)."
     )
+    if paper is not None and len(paper):
+        caption += (
+            " paper_cpu_s_x64: paper-size model (config.yaml), one 2049 x 2049 field on this "
+            f"project's CPU with {int(paper['threads'].iloc[0])} thread(s), encode timed and "
+            "queries timed at small scales or on a node subset and extrapolated "
+            "(benchmarks/bench_inference.py, docs/bench_inference.csv); "
+            "paper_gpu_est_s_x64: its FLOPs / an assumed sustained "
+            f"{float(paper['gpu_tflops_assumed'].iloc[0]):g} TFLOP/s on one GPU."
+        )
     write_table(pd.DataFrame(rows), a.out_prefix, caption)
 
 
@@ -175,6 +239,10 @@ def main(argv=None) -> None:
         p.add_argument("--out-prefix", required=True)
         if name == "table1":
             p.add_argument("--train-scales", type=int, nargs="+", required=True)
+        if name == "table_complexity":
+            p.add_argument(
+                "--inference-benchmark", help="CSV of benchmarks/bench_inference.py (optional)"
+            )
         if name == "table_cost":
             p.add_argument("--baselines", nargs="+", required=True)
             p.add_argument("--lr-data", nargs="+", required=True, help="split=path/u_x1.nc")
@@ -192,4 +260,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main("python -m fesr.report.tables", main, user_errors=USER_ERRORS))
