@@ -36,7 +36,9 @@ rule predict:
         f"{BENCH}/predict/{{model}}/{{split}}.tsv"
     conda:
         ENV_TORCH
-    threads: 2
+    # one thread per job: the stage is 30+ independent jobs, and a 2-thread job waits for two
+    # free cores while single-thread training jobs hold one (measured: an idle core in make run)
+    threads: 1
     resources:
         gpu=1,
     params:
