@@ -19,6 +19,7 @@ The test knows nothing of any method's internals: only ``encode``/``query_encode
 
 import pytest
 import torch
+from test_method_contract import _inputs  # one copy of the random-input maker
 
 from fesr.coords import hr_cell, node_coords
 from fesr.models.base import hr_size
@@ -42,14 +43,6 @@ def _model(method, config):
         for p in model.parameters():
             p.add_(0.1 * torch.randn(p.shape, generator=g, dtype=p.dtype))
     return model.eval()
-
-
-def _inputs(config, model, batch=2, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    n, E = config["lr_n"], config["physics"]["E"]
-    lr = torch.rand(batch, 1, n + 1, n + 1, generator=g)
-    image = torch.rand(batch, 2 if model.uses_coefficient else 1, E, E, generator=g)
-    return {"lr": lr, "image": image}
 
 
 @torch.no_grad()
