@@ -102,19 +102,35 @@ def save_checkpoint(path, **content) -> Path:
     return path
 
 
+def resolve_device(choice: str | None) -> torch.device:
+    """'auto' (the GPU when present), 'cpu', 'cuda' or 'cuda:N'; a requested GPU that is not
+    there is a UsageError saying so (the one check every entry point shares)."""
+    from fesr.cli import UsageError
+
+    choice = choice or "auto"
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(choice)
+    except RuntimeError:
+        raise UsageError(f"device must be auto, cpu or cuda, got {choice!r}") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise UsageError(f"device must be auto, cpu or cuda, got {choice!r}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(
+            f"--device {choice}: no CUDA device is available on this machine "
+            "(use --device cpu or auto)"
+        )
+    return dev
+
+
 def load_checkpoint(path, map_location="cpu") -> dict:
     """Load a checkpoint written by ``save_checkpoint``; a missing file raises FileNotFoundError,
     a corrupt or foreign one a ValueError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    if torch.device(map_location).type == "cuda" and not torch.cuda.is_available():
-        from fesr.cli import UsageError
-
-        raise UsageError(
-            f"device {str(map_location)!r} requested but no CUDA device is available on this "
-            "machine (use --device cpu or auto)"
-        )
+    resolve_device(str(map_location))  # a missing GPU is said as such, not as a corrupt file
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except (

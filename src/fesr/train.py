@@ -39,6 +39,7 @@ from tqdm import tqdm
 from fesr.checkpoint import (
     config_hash,
     load_checkpoint,
+    resolve_device,
     rng_states,
     save_checkpoint,
     set_rng_states,
@@ -72,17 +73,6 @@ RUNTIME_KEYS = (
     "preload_mb",
 )
 DEFAULT_PRELOAD_MB = 2048
-
-
-def resolve_device(choice: str | None) -> torch.device:
-    choice = choice or "auto"
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but no CUDA device is available")
-    if choice not in ("cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, got '{choice}'")
-    return torch.device(choice)
 
 
 def set_threads(threads: int) -> None:
@@ -518,9 +508,7 @@ def check_train_inputs(model: str, config: dict, data_dir: Path, out_dir: Path, 
         resolve_model_config(model, config)
     except (ValueError, KeyError) as err:
         raise UsageError(str(err).strip("'\"")) from None
-    choice = device or config["training"].get("device", "auto")
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise UsageError("device 'cuda' requested but no CUDA device is available on this machine")
+    resolve_device(device or config["training"].get("device", "auto"))
     out_dir = Path(out_dir)
     try:
         parse_model_name(out_dir.name)

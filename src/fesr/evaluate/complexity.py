@@ -27,9 +27,9 @@ import pandas as pd
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from fesr.checkpoint import resolve_device
 from fesr.cli import MissingInputError, UsageError, check_match, run_main
 from fesr.evaluate.io import open_fields, read_sample, write_csv_atomic
-from fesr.evaluate.predict import resolve_device
 from fesr.models.base import hr_size
 
 COLUMNS = [

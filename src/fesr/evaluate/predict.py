@@ -44,6 +44,7 @@ import psutil
 import torch
 from tqdm import tqdm
 
+from fesr.checkpoint import resolve_device
 from fesr.cli import MissingInputError, UsageError, check_match, run_main
 from fesr.coords import node_positions
 from fesr.evaluate.io import atomic_target, open_fields, read_sample, write_csv_atomic
@@ -53,15 +54,6 @@ from fesr.models.base import hr_size
 PROG = "python -m fesr.evaluate.predict"
 SEED_STRIDE = 100003  # per-sample seed = seed * SEED_STRIDE + sample index
 OUT_NAME = re.compile(r"u_x(\d+)\.nc$")
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {name}: no CUDA device is available on this machine")
-    return dev
 
 
 def _sync(device):
