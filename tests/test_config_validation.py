@@ -48,6 +48,24 @@ BAD = [
     ),
     ("encoder_tokens_contradict", {"report": {"table3_models": ["liif-edsr-rdn"]}}, "edsr-rdn"),
     ("token_repeated", {"report": {"fig9_models": ["nhcsr-no_scs-no_scs"]}}, "nhcsr-no_scs-no_scs"),
+    # seed replicas ({model}-seed{k}, report.table1_seeds)
+    ("seed_zero", {"report": {"fig9_models": ["nhcsr-seed0"]}}, "seed token 'seed0'"),
+    ("seed_leading_zero", {"report": {"table3_models": ["lit-seed01"]}}, "seed token 'seed01'"),
+    ("seed_not_a_number", {"report": {"fig10_models": ["liif-seedx"]}}, "seed token 'seedx'"),
+    ("seed_not_last", {"report": {"fig9_models": ["nhcsr-seed1-no_scs"]}}, "is not last"),
+    ("seed_on_bicubic", {"report": {"fig10_models": ["bicubic-seed1"]}}, "bicubic-seed1"),
+    ("seeds_zero", {"report": {"table1_seeds": {"nhcsr": 0}}}, "report.table1_seeds.nhcsr"),
+    (
+        "seeds_of_a_method_not_in_table1",
+        {"report": {"table1_seeds": {"nhcsr-no_scs": 2}}},
+        "report.table1_seeds.nhcsr-no_scs",
+    ),
+    ("seeds_of_bicubic", {"report": {"table1_seeds": {"bicubic": 2}}}, "learns nothing"),
+    (
+        "replica_listed_in_table1",
+        {"report": {"table1_methods": ["bicubic", "nhcsr-seed1"]}},
+        "report.table1_methods[1]",
+    ),
     # caught late before: the dry run passed and a job failed
     (
         "unknown_map",
@@ -127,7 +145,7 @@ def _merged(override: dict) -> dict:
     return deep_merge(config, override)
 
 
-@pytest.mark.parametrize("preset", [None, "tiny", "quick"])
+@pytest.mark.parametrize("preset", [None, "tiny", "quick", "study"])
 def test_shipped_configurations_are_valid(preset):
     load_config(preset)  # raises on any error
 
@@ -195,9 +213,29 @@ def test_model_names_checked_token_by_token():
         ("nhcsr-pe_lte-pe_ipe", "contradicts"),
         ("nhcsr-no_coef-no_coef", "repeats"),
         ("lte-nope", "unknown variant"),
+        ("nhcsr-seed0", "seed token 'seed0'.*k a positive integer without leading zeros"),
+        ("nhcsr-seed01", "seed token 'seed01'"),
+        ("nhcsr-seedx", "seed token 'seedx'"),
+        ("liif-seed", "seed token 'seed'"),
+        ("bicubic-seed1", "'seed1' sets the training seed.*'bicubic'"),
+        ("nhcsr-seed1-no_scs", "seed token 'seed1' is not last"),
+        ("nhcsr-seed1-seed2", "seed token 'seed1' is not last"),
     ]:
         with pytest.raises(ValueError, match=why):
             parse_model_name(bad)
+
+
+def test_seed_token_is_no_method_override():
+    """``{model}-seed{k}``: the model's overrides, replica k; the plain name is replica 0."""
+    from fesr.model_names import model_seed, parse_model_name, seed_replicas, training_seed
+
+    assert parse_model_name("nhcsr-seed1") == ("nhcsr", {})
+    assert parse_model_name("nhcsr-no_scs-seed12") == ("nhcsr", {"scs": False})
+    assert parse_model_name("liif-edsr-seed3") == parse_model_name("liif-edsr")
+    assert [model_seed(n) for n in ("nhcsr", "nhcsr-seed1", "lit-rdn-seed10")] == [None, 1, 10]
+    assert training_seed("nhcsr-seed2", 7) == 9 and training_seed("nhcsr", 7) == 7
+    assert seed_replicas("lit", 3) == ["lit", "lit-seed1", "lit-seed2"]
+    assert seed_replicas("lit", 1) == ["lit"]
 
 
 def test_resolve_refuses_a_method_config_lacking_a_key(tiny_config):

@@ -157,8 +157,11 @@ def test_fast_grid_path_equals_general_path(tiny_config, aggregate, window, alph
     the coarse 1.5x grid) and an uneven split of nodes into cells (5.3x) included. In float64, so
     that only summation order separates the two: a 1e-3 error in one bias entry shows as 1e-5."""
     config = {**tiny_config, "methods": {**tiny_config["methods"]}}
-    config["methods"]["lit"] = {**config["methods"]["lit"], "aggregate": aggregate,
-                                "window": window}
+    config["methods"]["lit"] = {
+        **config["methods"]["lit"],
+        "aggregate": aggregate,
+        "window": window,
+    }
     torch.manual_seed(0)
     model = build_model("lit", config).eval().double()
     with torch.no_grad():

@@ -290,3 +290,144 @@ def test_validation_curve_summary_and_figure(tmp_path):
         ]
     )
     assert (tmp_path / "fig_training.png").stat().st_size > 0
+
+
+def tidy_rows(split, scale, values, key="method"):
+    """Rows of a metrics part (``key`` method) or fe_baselines part (``key`` approach) from
+    ``{name: per-sample mse in units of 1e-3}``."""
+    return [
+        {key: name, "split": split, "scale": scale, "sample": k, "mse": v * 1e-3, "ssim": 0.9}
+        for name, vals in values.items()
+        for k, v in enumerate(vals)
+    ]
+
+
+def test_table1_averages_seeds_adds_baselines_and_pairs_with_nhcsr(tmp_path):
+    # NH-CSR's three seeds average per map to [2, 3, 4, 5] (per-seed means 2.5, 4.5, 3.5: std 1)
+    sr = {
+        "nhcsr": [1, 2, 3, 4],
+        "nhcsr-seed1": [3, 4, 5, 6],
+        "nhcsr-seed2": [2, 3, 4, 5],
+        "liif": [3, 5, 4, 9],
+    }
+    fe = {"fe_direct": [0] * 4, "fe_x1_interp": [12, 14, 13, 16], "fe_x2_interp": [1] * 4}
+    metrics, baselines = tmp_path / "metrics.csv", tmp_path / "fe.csv"
+    pd.DataFrame(tidy_rows("test_random", 4, sr)).to_csv(metrics, index=False)
+    pd.DataFrame(tidy_rows("test_random", 4, fe, key="approach")).to_csv(baselines, index=False)
+    args = ["table1", "--metrics", str(metrics), "--methods", "liif", "nhcsr"]
+    args += ["--scales", "4", "--train-scales", "2", "--out-prefix", str(tmp_path / "table1")]
+    tables_main([*args, "--baselines", str(baselines)])
+
+    t = pd.read_csv(tmp_path / "table1.csv").set_index("method")
+    assert list(t.index) == ["liif", "nhcsr", "fe_x1_interp"]  # LR-solve baselines only
+    assert t.loc["nhcsr", "seeds"] == 3 and t.loc["liif", "seeds"] == 1
+    # t interval of [2, 3, 4, 5]: 3.5 -+ t_{0.975,3} sqrt(5/3) / 2 (test_stats: 2.054261)
+    assert t.loc["nhcsr", "mse_e3_x4"] == pytest.approx(3.5)
+    assert t.loc["nhcsr", "mse_e3_x4_lo"] == pytest.approx(3.5 - 2.054261, abs=1e-6)
+
+    p = pd.read_csv(tmp_path / "table1_paired.csv").set_index("method")
+    assert list(p.index) == ["liif", "fe_x1_interp"]
+    # liif: d = [-1, -2, 0, -4], mean -1.75, s^2 = 8.75 / 3; NH-CSR lower on 3 of 4 maps
+    half = 3.182446305 * np.sqrt(8.75 / 3) / 2
+    assert p.loc["liif", "mse_e3_diff"] == pytest.approx(-1.75)
+    assert p.loc["liif", "mse_e3_diff_hi"] == pytest.approx(-1.75 + half)
+    assert p.loc["liif", "nhcsr_win_fraction"] == pytest.approx(0.75)
+    assert not p.loc["liif", "resolved"]
+    # the difference 1.75 is below twice NH-CSR's seed std 1; fe_x1_interp's 10.25 is above
+    assert p.loc["liif", "seed_std_nhcsr_mse_e3"] == pytest.approx(1.0)
+    assert not p.loc["liif", "exceeds_seed_noise"]
+    # fe_x1_interp: d = [-10, -11, -9, -11], mean -10.25, s^2 = 2.75 / 3: resolved
+    half = 3.182446305 * np.sqrt(2.75 / 3) / 2
+    assert p.loc["fe_x1_interp", "mse_e3_diff_lo"] == pytest.approx(-10.25 - half)
+    assert p.loc["fe_x1_interp", "resolved"] and p.loc["fe_x1_interp", "exceeds_seed_noise"]
+    assert p.loc["fe_x1_interp", "nhcsr_win_fraction"] == 1.0
+
+    md = (tmp_path / "table1.md").read_text()
+    assert "13.75 [" in md and "] *" in md and md.count("] *") == 1  # only fe_x1_interp's cell
+    assert "arithmetic mean" in md and "seeds" in md
+    assert "resolved" in (tmp_path / "table1_paired.md").read_text()
+    assert "\\begin{tabular}" in (tmp_path / "table1_paired.tex").read_text()
+
+    # without nhcsr the paired table is written, empty, with a note
+    tables_main(["table1", "--metrics", str(metrics), "--methods", "liif", *args[6:]])
+    assert pd.read_csv(tmp_path / "table1_paired.csv").empty
+    assert "not among Table I's methods" in (tmp_path / "table1_paired.md").read_text()
+
+
+def test_table1_baselines_without_lr_solves_is_an_error(tmp_path):
+    metrics, baselines = tmp_path / "metrics.csv", tmp_path / "fe.csv"
+    pd.DataFrame(tidy_rows("s", 4, {"nhcsr": [1, 2]})).to_csv(metrics, index=False)
+    pd.DataFrame(tidy_rows("s", 4, {"fe_direct": [0, 0]}, key="approach")).to_csv(
+        baselines, index=False
+    )
+    with pytest.raises(ValueError, match="none of the approaches.*'fe_direct'"):
+        tables_main(
+            ["table1", "--metrics", str(metrics), "--methods", "nhcsr", "--scales", "4"]
+            + ["--train-scales", "2", "--out-prefix", str(tmp_path / "t1")]
+            + ["--baselines", str(baselines)]
+        )
+    assert not list(tmp_path.glob("t1*"))
+
+
+def test_table_cost_front_answer_and_figure(tmp_path):
+    from fesr.report.figures_misc import main as figures_main
+
+    # (seconds, rel_l2) per sample; the LR solve takes 1 s on both samples
+    def rows(key, scale, points):
+        return [
+            {key: name, "split": "s", "scale": scale, "sample": k, "rel_l2": e,
+             "rel_energy": e, "mse": e * 1e-3, "seconds": t}
+            for name, pts in points.items()
+            for k, (t, e) in enumerate(pts)
+        ]  # fmt: skip
+
+    sr = rows("method", 8, {"liif": [(0.5, 0.35)] * 2})
+    # NH-CSR seeds: per sample (1 s, 0.08) and (2 s, 0.12): mean 1.5 s + 1 s LR solve, 0.1
+    sr += rows("method", 8, {"nhcsr": [(1.0, 0.08)] * 2, "nhcsr-seed1": [(2.0, 0.12)] * 2})
+    sr += rows("method", 2, {"liif": [(0.5, 0.4)] * 2})
+    fe = rows(
+        "approach",
+        8,
+        {
+            "fe_direct": [(8.0, 0.0)] * 2,
+            "fe_x4_interp": [(3.0, 0.15)] * 2,
+            "fe_x2_interp": [(1.5, 0.3)] * 2,
+            "fe_x1_interp": [(1.0, 0.7)] * 2,
+            "hom_geometric_interp": [(1.0, 0.44)] * 2,
+            "hom_harmonic_interp": [(1.0, 0.9)] * 2,
+        },
+    )
+    fe += rows("approach", 2, {"fe_direct": [(2.0, 0.0)] * 2, "fe_x1_interp": [(1.0, 0.5)] * 2})
+    pd.DataFrame(sr).to_csv(tmp_path / "sr.csv", index=False)
+    pd.DataFrame(fe).to_csv(tmp_path / "fe.csv", index=False)
+    xr.Dataset({"solve_time": ("sample", [1.0, 1.0])}).to_netcdf(tmp_path / "u_x1.nc")
+    tables_main(
+        ["table_cost", "--metrics", str(tmp_path / "sr.csv"), "--baselines"]
+        + [str(tmp_path / "fe.csv"), "--lr-data", f"s={tmp_path / 'u_x1.nc'}"]
+        + ["--methods", "liif", "nhcsr", "--scales", "2", "8"]
+        + ["--out-prefix", str(tmp_path / "table_cost")]
+    )
+    t = pd.read_csv(tmp_path / "table_cost.csv")
+    x8 = t[t["scale"] == 8].set_index("approach")
+    assert x8.loc["nhcsr", "seeds"] == 2
+    assert (x8.loc["nhcsr", "seconds"], x8.loc["nhcsr", "rel_l2"]) == (2.5, pytest.approx(0.1))
+    assert x8.loc["hom_geometric_interp", "kind"] == "Homogenized LR solve + Q1"
+    front = set(x8.index[x8["pareto"]])
+    # fe_x4 is dominated by nhcsr, fe_x1 and hom_harmonic by hom_geometric (same time), liif by
+    # fe_x2_interp (same time, lower error)
+    assert front == {"hom_geometric_interp", "fe_x2_interp", "nhcsr", "fe_direct"}
+
+    answer = (tmp_path / "table_cost_answer.md").read_text().split("\n\n")
+    x8_text = next(p for p in answer if p.startswith("**s, x8**"))
+    assert "SR methods on the front: nhcsr." in x8_text
+    assert "The bar, fe_x4_interp" in x8_text
+    assert "beaten most cheaply by nhcsr (2.5 s, relative L2 0.1, 0.312x" in x8_text
+    # at x2 there is no fe_x4_interp: the bar is the finest coarse solve, fe_x1_interp
+    x2_text = next(p for p in answer if p.startswith("**s, x2**"))
+    assert "The bar, fe_x1_interp" in x2_text and "beaten most cheaply by liif" in x2_text
+
+    figures_main(
+        ["fig_cost", "--table", str(tmp_path / "table_cost.csv"), "--split", "s"]
+        + ["--out-prefix", str(tmp_path / "fig_cost")]
+    )
+    assert (tmp_path / "fig_cost.png").stat().st_size > 0

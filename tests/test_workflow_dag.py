@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from fesr.evaluate import plan
+from fesr.report.tables import LR_BASELINES
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
@@ -58,7 +59,11 @@ def test_tables_have_a_row_per_method_and_a_column_per_scale(tiny_run, tiny_conf
     scales = plan.eval_scales(tiny_config)
     t1 = pd.read_csv(tables / "table1.csv")
     for split in plan.eval_splits(tiny_config):
-        assert list(t1.loc[t1["split"] == split, "method"]) == methods
+        # the models, then the LR-solve baselines (arithmetic, geometric, harmonic cell means)
+        assert list(t1.loc[t1["split"] == split, "method"]) == methods + list(LR_BASELINES)
+    paired = pd.read_csv(tables / "table1_paired.csv")
+    assert set(paired["method"]) == (set(methods) | set(LR_BASELINES)) - {"nhcsr"}
+    assert (tables / "table_cost_answer.md").stat().st_size > 0
     for s in scales:
         assert {f"mse_e3_x{s}", f"ssim_x{s}"} <= set(t1.columns)
     assert t1.filter(like="mse_e3_x").notna().all().all()
@@ -75,7 +80,7 @@ def test_tables_have_a_row_per_method_and_a_column_per_scale(tiny_run, tiny_conf
     cost = pd.read_csv(tables / "table_cost.csv")
     for s in scales:
         rows = cost[cost["scale"] == s]
-        assert set(methods) | {"fe_direct", "fe_x1_interp"} <= set(rows["approach"])
+        assert set(methods) | {"fe_direct"} | set(LR_BASELINES) <= set(rows["approach"])
     metrics = pd.read_csv(tiny_run / "results" / "metrics" / "metrics.csv")
     sizes = metrics.groupby(["method", "split", "scale"]).size()
     for split in plan.eval_splits(tiny_config):

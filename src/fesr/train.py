@@ -47,6 +47,7 @@ from fesr.checkpoint import (
 from fesr.cli import MissingInputError, UsageError, check_match, run_main
 from fesr.data.dataset import SplitReader, u_scale
 from fesr.data.sampling import BatchBuilder, TrainBatches, validation_batches
+from fesr.model_names import training_seed
 from fesr.models.base import SRModel
 from fesr.models.registry import build_from_resolved, parse_model_name, resolve_model_config
 
@@ -215,7 +216,8 @@ def train(
     """
     tcfg = dict(config["training"])
     _check_training(tcfg)
-    seed = int(config.get("seed", 0))
+    # replica k of a model ({model}-seed{k}) trains with the config seed + k; the data keep theirs
+    seed = training_seed(model_name, config.get("seed", 0))
     contrast = [float(c) for c in config["physics"]["contrast"]]
     model_cfg = resolve_model_config(model_name, config)
     dev = resolve_device(device or tcfg.get("device", "auto"))

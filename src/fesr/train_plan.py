@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
+
+from fesr.evaluate.plan import table1_models
 
 DATA_DIR = "results/data"
 MODELS_DIR = "results/models"
@@ -22,10 +25,14 @@ REPORT_MODEL_LISTS = (
 
 
 def model_names(config: dict) -> list[str]:
-    """Union, in first-seen order, of the models every table and figure compares."""
+    """Union, in first-seen order, of the models every table and figure compares (Table I's
+    seed replicas, ``report.table1_seeds``, right after ``table1_methods``)."""
     names: list[str] = []
     for key in REPORT_MODEL_LISTS:
-        for name in config.get("report", {}).get(key, []):
+        listed = config.get("report", {}).get(key, [])
+        if key == "table1_methods" and listed:
+            listed = table1_models(config)
+        for name in listed:
             if name not in names:
                 names.append(name)
     return names
@@ -51,7 +58,11 @@ def train_data_files(config: dict) -> list[str]:
 
 
 def train_config(model: str, config: dict) -> dict:
-    """The part of the config training ``model`` depends on: a change elsewhere retrains nothing."""
+    """The part of the config training ``model`` depends on: a change elsewhere retrains nothing.
+
+    A seed replica ``{model}-seed{k}`` gets its model's dict unchanged: ``seed`` stays the
+    config's, which the datasets were made with (fesr.train checks them against it); the training
+    seed, ``seed`` + k, follows from the name (``fesr.model_names.training_seed``)."""
     method = model.split("-")[0]
     keep = {k: config[k] for k in ("seed", "lr_n", "physics", "training", "encoders")}
     keep["methods"] = {method: config["methods"].get(method, {})}
@@ -67,3 +78,19 @@ def write_json_atomic(obj, path, log=None) -> None:
     if log is not None:
         with open(log, "w") as fh:
             print(f"wrote {path}", file=fh)
+
+
+def gpu_request(device: str) -> int:
+    """The ``gpu`` resource of a training or inference job with this device setting.
+
+    1 when the job will run on a GPU, so such jobs queue for the GPUs the profile declares
+    (``resources: gpu=N``); 0 when it runs on the CPU and needs only its one core, so a 2-core
+    machine runs two of them at once. ``auto`` looks for an NVIDIA device node, which CUDA needs
+    on Linux, instead of importing torch while Snakemake plans. The SLURM profile sets ``gpu``
+    per rule itself.
+    """
+    if device == "cpu":
+        return 0
+    if device == "cuda":
+        return 1
+    return int(any(Path("/dev").glob("nvidia[0-9]*")))

@@ -22,7 +22,7 @@ import jsonschema
 
 from fesr.config import ROOT, deep_merge, load_yaml, schema
 from fesr.fem.plan import DETERMINISTIC_MAPS
-from fesr.model_names import model_name_errors
+from fesr.model_names import LEARNED_METHODS, model_name_errors, model_seed
 
 REPORT_LISTS = ("table1_methods", "table2_models", "table3_models", "fig9_models", "fig10_models")
 # split -> the kind it must be (the test splits are named after theirs; train/val are random)
@@ -223,6 +223,30 @@ def rule_report_models(c: dict) -> list[str]:
     return errors
 
 
+def rule_table1_seeds(c: dict) -> list[str]:
+    """Seed replicas exist only of Table I's learned methods (``{method}-seed{k}``), and only
+    through ``report.table1_seeds`` (Table I groups them under their method)."""
+    errors, methods = [], c["report"]["table1_methods"]
+    for i, name in enumerate(methods):
+        if model_seed(name) is not None:
+            errors.append(
+                f"report.table1_methods[{i}]: '{name}' is a seed replica; expected the plain "
+                "name, with its number of seeds in report.table1_seeds"
+            )
+    for method in c["report"].get("table1_seeds", {}):
+        if method not in methods:
+            errors.append(
+                f"report.table1_seeds.{method}: not in report.table1_methods {methods}; "
+                "expected a Table I method"
+            )
+        elif method.split("-")[0] not in LEARNED_METHODS:
+            errors.append(
+                f"report.table1_seeds.{method}: '{method}' learns nothing, so its seeds give "
+                "the same model; expected a learned method"
+            )
+    return errors
+
+
 def _heads_divide(where: str, dim: int, heads: int, dim_key: str = "dim") -> list[str]:
     if dim % heads:
         return [f"{where}.{dim_key}: {dim} is not divisible by {where}.heads ({heads})"]
@@ -288,6 +312,7 @@ RULES = (
     rule_training_schedule,
     rule_patch,
     rule_report_models,
+    rule_table1_seeds,
     rule_method_shapes,
     rule_encoders,
 )

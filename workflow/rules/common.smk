@@ -9,6 +9,13 @@ BENCH = "results/benchmarks"
 ENV_FEM = "../../envs/fem.yaml"
 ENV_TORCH = "../../envs/torch.yaml"
 ENV_REPORT = "../../envs/report.yaml"
+# The `gpu` resource of training and inference jobs: 1 each where they will use a GPU (they queue
+# for the profile's `resources: gpu=N`), 0 on a CPU-only machine, where one-thread jobs run side
+# by side on the cores (fesr.train_plan.gpu_request).
+from fesr.train_plan import gpu_request
+
+TRAIN_GPU = gpu_request(config["training"]["device"])
+EVAL_GPU = gpu_request(config["evaluation"]["device"])
 
 
 wildcard_constraints:

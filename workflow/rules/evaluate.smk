@@ -40,7 +40,7 @@ rule predict:
     # free cores while single-thread training jobs hold one (measured: an idle core in make run)
     threads: 1
     resources:
-        gpu=1,
+        gpu=EVAL_GPU,
     params:
         scales=lambda w: eval_plan.words(eval_plan.job_scales(config, w.model, w.split)),
         preds=lambda w: eval_plan.words(
@@ -89,6 +89,8 @@ rule fe_baselines_part:
     input:
         ref=f"{DATA}/{{split}}/u_x{{alpha}}.nc",
         coarse=lambda w: eval_plan.coarse_data(config, w.split, w.alpha),
+        # the LR solves with a geometric / harmonic mean coefficient (homogenization baselines)
+        homogenized=lambda w: list(eval_plan.homogenized_data(w.split).values()),
         # u_scale (the normalisation constant) of the checkpoints, recorded in every prediction
         norm=lambda w: eval_plan.prediction_path(
             eval_plan.table1_methods(config)[0], w.split, w.alpha
@@ -101,9 +103,15 @@ rule fe_baselines_part:
         f"{BENCH}/fe_baselines/{{split}}/x{{alpha}}.tsv"
     conda:
         ENV_TORCH
+    params:
+        homogenized=lambda w: eval_plan.words(
+            f"{mean}={path}"
+            for mean, path in eval_plan.homogenized_data(w.split).items()
+        ),
     shell:
         "python -m fesr.evaluate.cost --split {wildcards.split} --scale {wildcards.alpha}"
-        " --reference {input.ref} --coarse {input.coarse} --u-scale-from {input.norm}"
+        " --reference {input.ref} --coarse {input.coarse}"
+        " --homogenized {params.homogenized} --u-scale-from {input.norm}"
         " --out {output} > {log} 2>&1"
 
 
@@ -125,7 +133,7 @@ rule complexity_part:
         ENV_TORCH
     threads: 2
     resources:
-        gpu=1,
+        gpu=EVAL_GPU,
     params:
         scales=eval_plan.words(EVAL_SCALES),
         chunk=EVAL["chunk"],

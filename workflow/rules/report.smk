@@ -6,6 +6,8 @@ FIGURES = eval_plan.FIGURES
 REPORT = config["report"]
 words = eval_plan.words
 TABLE1_METHODS = eval_plan.table1_methods(config)
+# ... and their seed replicas ({method}-seed{k}, report.table1_seeds), grouped under each method
+TABLE1_MODELS = eval_plan.table1_models(config)
 EVAL_SPLITS = eval_plan.eval_splits(config)
 ABLATION_SCALES = eval_plan.pick_scales(config, "ablation")
 FIELD_ARGS = (
@@ -18,13 +20,19 @@ report_targets = functools.partial(eval_plan.report_targets, config)
 
 rule table1:
     input:
-        eval_plan.metric_parts(config, TABLE1_METHODS, EVAL_SPLITS, EVAL_SCALES),
+        metrics=eval_plan.metric_parts(config, TABLE1_MODELS, EVAL_SPLITS, EVAL_SCALES),
+        # FE baselines (Q1 from coarse solves, homogenized LR solves) as baseline rows
+        fe=eval_plan.baseline_parts(config),
     output:
         csv=report(
             f"{TABLES}/table1.csv", caption="../report/table1.rst", category="Tables"
         ),
         md=f"{TABLES}/table1.md",
         tex=f"{TABLES}/table1.tex",
+        # NH-CSR against each other method on the same maps
+        paired_csv=f"{TABLES}/table1_paired.csv",
+        paired_md=f"{TABLES}/table1_paired.md",
+        paired_tex=f"{TABLES}/table1_paired.tex",
     log:
         f"{LOGS}/report/table1.log",
     benchmark:
@@ -36,8 +44,9 @@ rule table1:
         scales=words(EVAL_SCALES),
         train_scales=words(config["training"]["train_scales"]),
     shell:
-        "python -m fesr.report.tables table1 --metrics {input} --methods {params.methods}"
-        " --scales {params.scales} --train-scales {params.train_scales}"
+        "python -m fesr.report.tables table1 --metrics {input.metrics} --baselines {input.fe}"
+        " --methods {params.methods} --scales {params.scales}"
+        " --train-scales {params.train_scales}"
         f" --out-prefix {TABLES}/table1 > {{log}} 2>&1"
 
 
@@ -122,7 +131,7 @@ rule table_complexity:
 
 rule table_cost:
     input:
-        sr=eval_plan.metric_parts(config, TABLE1_METHODS, EVAL_SPLITS, EVAL_SCALES),
+        sr=eval_plan.metric_parts(config, TABLE1_MODELS, EVAL_SPLITS, EVAL_SCALES),
         fe=eval_plan.baseline_parts(config),
         lr=[eval_plan.data_path(sp, 1) for sp in EVAL_SPLITS],
     output:
@@ -133,6 +142,8 @@ rule table_cost:
         ),
         md=f"{TABLES}/table_cost.md",
         tex=f"{TABLES}/table_cost.tex",
+        # per target scale: which approaches are on the Pareto front, at what cost ratio
+        answer=f"{TABLES}/table_cost_answer.md",
     log:
         f"{LOGS}/report/table_cost.log",
     benchmark:
@@ -367,7 +378,7 @@ rule fig8:
     conda:
         ENV_TORCH
     resources:
-        gpu=1,
+        gpu=EVAL_GPU,
     params:
         scale=eval_plan.pick_scale(config, "fig8"),
         split=FIGURE_SPLIT,

@@ -44,7 +44,7 @@ rule train:
     # second thread, and 2 threads on cores other jobs use stall on each other (bench_train.py)
     threads: 1
     resources:
-        gpu=1,
+        gpu=TRAIN_GPU,
         mem_mb=16000,
         runtime=max(10, config["training"]["iterations"] // 100),
     params:

@@ -2,15 +2,23 @@
 and interpolate up (Q1 = bilinear interpolation, exact prolongation on nested meshes).
 
 ``python -m fesr.evaluate.cost --split test_random --scale 8 --reference .../u_x8.nc
---coarse .../u_x1.nc .../u_x2.nc .../u_x4.nc --u-scale-from PREDICTION.nc
---out results/metrics/fe_baselines/test_random/x8.csv``
+--coarse .../u_x1.nc .../u_x2.nc .../u_x4.nc
+--homogenized geometric=.../u_x1_geometric.nc harmonic=.../u_x1_harmonic.nc
+--u-scale-from PREDICTION.nc --out results/metrics/fe_baselines/test_random/x8.csv``
 
 The inputs are cross-checked first (split, scale and seed attributes, file names, sample counts,
-nested meshes): a mismatch is one line naming both sides, exit 2, no output.
+nested meshes, the homogenized files' ``effective_mean``): a mismatch is one line naming both
+sides, exit 2, no output.
 
 Rows: one per sample and approach. ``approach`` is ``fe_direct`` (error 0 by definition, time =
-the dataset's solve_time at that resolution) or ``fe_x{a}_interp`` (solve at scale a, time = that
-solve's solve_time, error against the HR solution). Metrics as in ``fesr.evaluate.metrics``.
+the dataset's solve_time at that resolution), ``fe_x{a}_interp`` (solve at scale a, time = that
+solve's solve_time, error against the HR solution) or ``hom_{mean}_interp`` (classical
+homogenization: the LR solve with the geometric or harmonic mean of the coefficient cells each
+coarse cell covers, Q1-interpolated like ``fe_x{a}_interp``; source_scale = its scale, 1). The
+arithmetic-mean homogenization is ``fe_x1_interp`` itself (u_x1.nc projects the coefficient
+with the arithmetic mean), so it has no ``hom_`` row. Geometric is the exact effective
+conductivity of a 2D two-phase random medium at p = 1/2 (Keller-Dykhne); harmonic and
+arithmetic are the Wiener bounds. Metrics as in ``fesr.evaluate.metrics``.
 """
 
 from __future__ import annotations
@@ -21,13 +29,12 @@ import sys
 
 import numpy as np
 import pandas as pd
-import torch
 from tqdm import tqdm
 
 from fesr.cli import UsageError, check_match, run_main
-from fesr.coords import node_coords, sample_nodal
 from fesr.evaluate.io import open_fields, read_sample, write_csv_atomic
 from fesr.evaluate.metrics import field_metrics
+from fesr.evaluate.plan import HOMOGENIZED_MEANS
 
 COLUMNS = [
     "approach",
@@ -46,10 +53,22 @@ COLUMNS = [
 
 
 def interpolate_nodal(coarse: np.ndarray, m: int) -> np.ndarray:
-    """Q1 (bilinear) interpolant of a nodal field (n+1, n+1) at the nodes of an m x m mesh."""
-    field = torch.as_tensor(coarse, dtype=torch.float64)[None, None]
-    coords = node_coords(m, dtype=torch.float64)[None]
-    return sample_nodal(field, coords, mode="bilinear")[0, :, 0].reshape(m + 1, m + 1).numpy()
+    """Q1 (bilinear) interpolant of a nodal field (n+1, n+1) at the nodes of an m x m mesh.
+
+    Q1 is the tensor product of 1D linear interpolation, so it is applied along y, then x. NumPy
+    alone: this job would otherwise spend more time importing torch than interpolating."""
+    n = coarse.shape[0] - 1
+    pos = np.arange(m + 1) * (n / m)  # fine node j sits at coarse position j n / m
+    lo = np.minimum(np.floor(pos).astype(np.int64), n - 1)
+    t = pos - lo
+
+    def along(u: np.ndarray, axis: int) -> np.ndarray:
+        shape = [1, 1]
+        shape[axis] = m + 1
+        w = t.reshape(shape)
+        return np.take(u, lo, axis) * (1.0 - w) + np.take(u, lo + 1, axis) * w
+
+    return along(along(np.asarray(coarse, dtype=np.float64), 0), 1)
 
 
 def scale_of(path) -> int:
@@ -73,12 +92,26 @@ def read_u_scale(path) -> float:
     raise ValueError(f"'{path}' has neither attribute 'u_scale' nor 'u_max'")
 
 
-def fe_baselines(split, scale, reference, coarse_paths, u_scale) -> pd.DataFrame:
+def homogenized_approach(mean: str) -> str:
+    return f"hom_{mean}_interp"
+
+
+def fe_baselines(split, scale, reference, coarse_paths, u_scale, homogenized=None) -> pd.DataFrame:
+    """``homogenized``: mean -> LR file solved with that effective coefficient (optional)."""
     ref_ds = open_fields(reference, ("u", "solve_time"), what="reference data file")
     coarse = {
         scale_of(p): open_fields(p, ("u", "solve_time"), what="coarse data file")
         for p in coarse_paths
     }
+    hom = {
+        mean: open_fields(p, ("u", "solve_time"), what="homogenized data file")
+        for mean, p in (homogenized or {}).items()
+    }
+    # (approach, source scale, dataset): each solved coarser, then Q1-interpolated
+    interpolated = [(f"fe_x{a}_interp", a, ds) for a, ds in sorted(coarse.items()) if a < scale]
+    interpolated += [
+        (homogenized_approach(mean), int(ds.attrs["alpha"]), ds) for mean, ds in hom.items()
+    ]
     try:
         m = ref_ds.sizes["x"] - 1
         rows = []
@@ -104,9 +137,7 @@ def fe_baselines(split, scale, reference, coarse_paths, u_scale) -> pd.DataFrame
                     "seconds": float(ref_time[k]),
                 }
             )
-            for a, ds in sorted(coarse.items()):
-                if a >= scale:
-                    continue
+            for approach, a, ds in interpolated:
                 if ds.sizes["sample"] != ref_ds.sizes["sample"]:
                     raise ValueError(
                         f"'{ds.encoding.get('source')}' and '{reference}' differ in samples"
@@ -114,7 +145,7 @@ def fe_baselines(split, scale, reference, coarse_paths, u_scale) -> pd.DataFrame
                 up = interpolate_nodal(read_sample(ds, k) / u_scale, m)
                 rows.append(
                     {
-                        "approach": f"fe_x{a}_interp",
+                        "approach": approach,
                         "split": split,
                         "scale": scale,
                         "source_scale": a,
@@ -125,15 +156,32 @@ def fe_baselines(split, scale, reference, coarse_paths, u_scale) -> pd.DataFrame
                 )
     finally:
         ref_ds.close()
-        for ds in coarse.values():
+        for ds in (*coarse.values(), *hom.values()):
             ds.close()
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def parse_homogenized(items) -> dict[str, str]:
+    """``MEAN=PATH`` words -> {mean: path}; UsageError for an unknown or repeated mean."""
+    out: dict[str, str] = {}
+    for item in items:
+        mean, sep, path = str(item).partition("=")
+        if not sep or mean not in HOMOGENIZED_MEANS or not path:
+            raise UsageError(
+                f"--homogenized {item!r}: expected MEAN=PATH with MEAN one of "
+                f"{', '.join(HOMOGENIZED_MEANS)} (arithmetic is the fe_x1_interp row)"
+            )
+        if mean in out:
+            raise UsageError(f"--homogenized names mean {mean!r} twice")
+        out[mean] = path
+    return out
+
+
 def check_cost_inputs(a) -> None:
     """Refuse mismatched inputs before any work (UsageError: one line naming both sides): every
-    file's split against --split, scales against file names and --scale, the coarse files' seed,
-    sample count and mesh against the reference's."""
+    file's split against --split, scales against file names and --scale, the coarse and
+    homogenized files' seed, sample count and mesh against the reference's, a homogenized file's
+    ``effective_mean`` against the mean it is given as."""
     if a.scale < 2 or a.scale & (a.scale - 1):
         raise UsageError(f"--scale {a.scale}: expected a power of two >= 2")
     ref = open_fields(a.reference, ("u", "solve_time"), what="reference data file")
@@ -151,19 +199,22 @@ def check_cost_inputs(a) -> None:
                 ds.close()
             name_scale = _name_scale(path)
             _check_file(csrc, cf, a.split, (f"the name of {csrc}", name_scale))
-            if name_scale >= a.scale:
+            _check_coarser(a.scale, (rsrc, facts), (csrc, cf), name_scale)
+        for mean, path in a.homogenized.items():
+            ds = open_fields(path, ("u", "solve_time"), what="homogenized data file")
+            try:
+                hsrc, hf = f"homogenized data file {path}", _file_facts(ds)
+                effective_mean = ds.attrs.get("effective_mean")
+            finally:
+                ds.close()
+            if hf["alpha"] is None or effective_mean is None:
                 raise UsageError(
-                    f"{csrc} is at scale {name_scale}, not coarser than --scale {a.scale}"
+                    f"{hsrc} lacks attribute alpha or effective_mean: expected the output of "
+                    "python -m fesr.fem.generate solve --effective-mean"
                 )
-            if facts["seed"] is not None and cf["seed"] is not None:
-                check_match("seed", (rsrc, facts["seed"]), (csrc, cf["seed"]))
-            check_match("number of samples", (rsrc, facts["samples"]), (csrc, cf["samples"]))
-            # nested meshes: n_ref / n_coarse = scale / coarse scale
-            check_match(
-                "mesh size n",
-                (f"{rsrc} scaled to x{name_scale}", facts["n"] * name_scale // a.scale),
-                (csrc, cf["n"]),
-            )
+            check_match("effective mean", ("--homogenized", mean), (hsrc, str(effective_mean)))
+            check_match("split", ("--split", a.split), (hsrc, str(hf["split"])))
+            _check_coarser(a.scale, (rsrc, facts), (hsrc, hf), int(hf["alpha"]))
     finally:
         ref.close()
     norm = open_fields(a.u_scale_from, (), what="normalisation source file")
@@ -174,6 +225,22 @@ def check_cost_inputs(a) -> None:
             )
     finally:
         norm.close()
+
+
+def _check_coarser(scale, reference, coarse, coarse_scale) -> None:
+    """A file solved at coarse_scale < scale on the reference's maps: same seed and samples,
+    nested mesh (n_ref / n_coarse = scale / coarse_scale). Each side is (source, facts)."""
+    (rsrc, facts), (csrc, cf) = reference, coarse
+    if coarse_scale >= scale:
+        raise UsageError(f"{csrc} is at scale {coarse_scale}, not coarser than --scale {scale}")
+    if facts["seed"] is not None and cf["seed"] is not None:
+        check_match("seed", (rsrc, facts["seed"]), (csrc, cf["seed"]))
+    check_match("number of samples", (rsrc, facts["samples"]), (csrc, cf["samples"]))
+    check_match(
+        "mesh size n",
+        (f"{rsrc} scaled to x{coarse_scale}", facts["n"] * coarse_scale // scale),
+        (csrc, cf["n"]),
+    )
 
 
 def _file_facts(ds) -> dict:
@@ -211,12 +278,21 @@ def main(argv=None) -> None:
     ap.add_argument("--scale", type=int, required=True)
     ap.add_argument("--reference", required=True)
     ap.add_argument("--coarse", nargs="*", default=[])
+    ap.add_argument(
+        "--homogenized",
+        nargs="*",
+        default=[],
+        metavar="MEAN=PATH",
+        help=f"LR solves with an effective coefficient, MEAN in {', '.join(HOMOGENIZED_MEANS)}",
+    )
     ap.add_argument("--u-scale-from", required=True)
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
-    torch.set_num_threads(1)
+    a.homogenized = parse_homogenized(a.homogenized)
     check_cost_inputs(a)
-    df = fe_baselines(a.split, a.scale, a.reference, a.coarse, read_u_scale(a.u_scale_from))
+    df = fe_baselines(
+        a.split, a.scale, a.reference, a.coarse, read_u_scale(a.u_scale_from), a.homogenized
+    )
     write_csv_atomic(df, a.out)
 
 

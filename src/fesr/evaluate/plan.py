@@ -2,8 +2,9 @@
 and report.smk.
 
 Which (model, split, scale) are predicted follows from what the tables and figures need:
-table1 methods on every evaluation split and scale; ablation models (tables II, III, Fig. 10)
-only on the first evaluation split (random maps) at the scales their table or figure shows;
+table1 methods and their seed replicas (``report.table1_seeds``) on every evaluation split and
+scale; ablation models (tables II, III, Fig. 10) only on the first evaluation split (random maps)
+at the scales their table or figure shows;
 LIIF, LIT and NH-CSR at every scale for Figs. 1 and 7. Figures that name a scale of the paper
 (16x, 32x, 64x) fall back to the largest evaluated scales in small presets.
 """
@@ -11,6 +12,8 @@ LIIF, LIT and NH-CSR at every scale for Figs. 1 and 7. Figures that name a scale
 from __future__ import annotations
 
 import os
+
+from fesr.model_names import seed_replicas
 
 DATA = "results/data"
 MODELS = "results/models"
@@ -81,6 +84,18 @@ def table1_methods(config) -> list[str]:
     return list(config["report"]["table1_methods"])
 
 
+def table1_seeds(config) -> dict[str, int]:
+    """Method -> how many seeds Table I trains it with (``report.table1_seeds``; absent: 1)."""
+    return {m: int(n) for m, n in config["report"].get("table1_seeds", {}).items()}
+
+
+def table1_models(config) -> list[str]:
+    """Table I's methods, each followed by its seed replicas ``{method}-seed{k}``: the models
+    whose metric parts Table I and table_cost read."""
+    seeds = table1_seeds(config)
+    return [r for m in table1_methods(config) for r in seed_replicas(m, seeds.get(m, 1))]
+
+
 def learned_models(config) -> list[str]:
     """Table I's models that learn (fig_training shows their validation curves)."""
     return [m for m in table1_methods(config) if m.split("-")[0] not in NOT_LEARNED]
@@ -96,7 +111,7 @@ def evaluated(config) -> list[tuple[str, str, int]]:
     for split in eval_splits(config):
         for s in eval_scales(config):
             if s in split_scales(config, split):
-                for m in table1_methods(config):
+                for m in table1_models(config):
                     out[(m, split, s)] = None
     fs = figure_split(config)
     for key in ("table2_models", "table3_models"):
@@ -207,3 +222,13 @@ def inference_benchmark(basedir) -> list[str]:
 def words(values) -> str:
     """A list as space-separated words for a shell command line."""
     return " ".join(str(v) for v in values)
+
+
+# The classical homogenization baselines of table_cost: the LR solve with the geometric or
+# harmonic mean of the covered coefficient cells (u_x1.nc is the arithmetic mean).
+HOMOGENIZED_MEANS = ("geometric", "harmonic")
+
+
+def homogenized_data(split) -> dict[str, str]:
+    """Mean -> the LR solve of ``split`` with that effective coefficient (fesr.fem.generate)."""
+    return {mean: f"{DATA}/{split}/u_x1_{mean}.nc" for mean in HOMOGENIZED_MEANS}

@@ -1,13 +1,18 @@
 """Command line of the data part, called by workflow/rules/data.smk (and usable by hand).
 
     python -m fesr.fem.generate coefficients --split S (--settings JSON | --preset P) --output F
-    [mpiexec -n R] python -m fesr.fem.generate solve --split S --alpha A --shard K \
-        (--settings JSON | --preset P) --coefficients F --output F
+    [mpiexec -n R] python -m fesr.fem.generate solve --split S --alpha A [--shard K] \
+        (--settings JSON | --preset P) --coefficients F --output F [--effective-mean M]
     python -m fesr.fem.generate merge --output F SHARD [SHARD ...]
 
 ``--settings`` is the JSON of ``fesr.fem.plan.data_settings`` (what Snakemake passes);
 ``--preset`` loads config.yaml merged with a preset instead. Bad input stops with a message
 naming the bad value, before any output file exists.
+
+``solve`` without ``--shard`` solves every sample of the split into one file.
+``--effective-mean geometric|harmonic`` sets each mesh cell's coefficient to that mean of the
+coefficient cells it covers instead of the arithmetic mean (the homogenization baselines of
+table_cost, ``u_x1_{mean}.nc``); the file records it as attribute ``effective_mean``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import time
 import numpy as np
 
 from fesr.fem import plan
+from fesr.fem.solver import COEFFICIENT_MEANS
 
 
 def load_settings(args) -> dict:
@@ -74,7 +80,14 @@ def run_coefficients(settings: dict, output: str) -> None:
     print(f"wrote {output}: {count} maps of split {split}", flush=True)
 
 
-def run_solve(settings: dict, alpha: int, shard: int, coefficients: str, output: str) -> None:
+def run_solve(
+    settings: dict,
+    alpha: int,
+    shard: int | None,
+    coefficients: str,
+    output: str,
+    effective_mean: str | None = None,
+) -> None:
     from mpi4py import MPI
     from tqdm import tqdm
 
@@ -88,7 +101,11 @@ def run_solve(settings: dict, alpha: int, shard: int, coefficients: str, output:
     n = mesh_size(alpha, settings["lr_n"])
     E = check_E(physics["E"])
     check_contrast(physics["contrast"])
-    samples = list(plan.shard_samples(settings["split_config"], shard))
+    split_cfg = settings["split_config"]
+    if shard is None:
+        samples = list(range(plan.split_size(split_cfg)))
+    else:
+        samples = list(plan.shard_samples(split_cfg, shard))
     maps, cattrs = read_coefficients(coefficients, samples)
     if int(cattrs["E"]) != E or int(cattrs["seed"]) != int(settings["seed"]):
         raise ValueError(
@@ -103,6 +120,8 @@ def run_solve(settings: dict, alpha: int, shard: int, coefficients: str, output:
         "ksp_type": solver_cfg["ksp_type"],
         "pc_type": solver_cfg["pc_type"],
     }
+    if effective_mean is not None:
+        options["coefficient_mean"] = effective_mean
     position = {s: k for k, s in enumerate(samples)}
     t0 = time.perf_counter()
 
@@ -121,8 +140,11 @@ def run_solve(settings: dict, alpha: int, shard: int, coefficients: str, output:
         "max_it": options["max_it"],
         "mpi_ranks": comm.size,
         "decomposed": int(decompose),
-        "shard": shard,
     }
+    if shard is not None:
+        attrs["shard"] = shard
+    if effective_mean is not None:
+        attrs["effective_mean"] = effective_mean
     with (
         atomic_dataset(output) as ds,
         tqdm(total=len(samples), desc=f"n={n}", file=sys.stderr) as bar,
@@ -159,8 +181,9 @@ def main(argv=None) -> int:
         p.add_argument("--output", required=True)
         if name == "solve":
             p.add_argument("--alpha", type=int, required=True)
-            p.add_argument("--shard", type=int, required=True)
+            p.add_argument("--shard", type=int, help="default: every sample of the split")
             p.add_argument("--coefficients", required=True)
+            p.add_argument("--effective-mean", choices=tuple(COEFFICIENT_MEANS))
     p = sub.add_parser("merge")
     p.add_argument("--output", required=True)
     p.add_argument("shards", nargs="+")
@@ -177,7 +200,14 @@ def main(argv=None) -> int:
         if args.command == "coefficients":
             run_coefficients(settings, args.output)
         else:
-            run_solve(settings, args.alpha, args.shard, args.coefficients, args.output)
+            run_solve(
+                settings,
+                args.alpha,
+                args.shard,
+                args.coefficients,
+                args.output,
+                args.effective_mean,
+            )
     except (ValueError, RuntimeError, KeyError, OSError) as err:
         kind = type(err).__name__
         print(f"fesr.fem.generate {args.command}: {kind}: {err}", file=sys.stderr, flush=True)

@@ -53,8 +53,32 @@ def projection_matrix(n: int, E: int) -> np.ndarray:
     return np.clip(overlap, 0, None) / E
 
 
-def project_coefficient(A: np.ndarray, n: int) -> np.ndarray:
-    """Cellwise means of the E x E map A on an n x n mesh -> n x n array (row = y)."""
+# Means of the fine coefficient cells that a coarse mesh cell covers, as (g, g^-1): the cell
+# value is g^-1(mean of g(A)). Arithmetic is the L2 projection (SPEC 1); geometric is the exact
+# effective conductivity of a 2D two-phase random medium at p = 1/2 (Keller-Dykhne); harmonic and
+# arithmetic are the Wiener bounds.
+COEFFICIENT_MEANS = {
+    "arithmetic": (lambda a: a, lambda a: a),
+    "geometric": (np.log, np.exp),
+    "harmonic": (np.reciprocal, np.reciprocal),
+}
+
+
+def check_mean(mean) -> str:
+    if not isinstance(mean, str) or mean not in COEFFICIENT_MEANS:
+        raise ValueError(
+            f"coefficient mean must be one of {', '.join(COEFFICIENT_MEANS)}, got {mean!r}"
+        )
+    return mean
+
+
+def project_coefficient(A: np.ndarray, n: int, mean: str = "arithmetic") -> np.ndarray:
+    """Cellwise means of the E x E map A on an n x n mesh -> n x n array (row = y).
+
+    ``mean``: which mean of the covered coefficient cells (area-weighted) when n < E; when every
+    mesh cell lies inside one coefficient cell the value is exact and all means agree.
+    """
+    forward, inverse = COEFFICIENT_MEANS[check_mean(mean)]
     A = np.asarray(A, dtype=np.float64)
     if A.ndim != 2 or A.shape[0] != A.shape[1]:
         raise ValueError(f"coefficient must be a square E x E array, got shape {A.shape}")
@@ -66,9 +90,9 @@ def project_coefficient(A: np.ndarray, n: int) -> np.ndarray:
         return np.repeat(np.repeat(A, r, axis=0), r, axis=1)
     if E % n == 0:  # every mesh cell covers r x r whole coefficient cells
         r = E // n
-        return A.reshape(n, r, n, r).mean(axis=(1, 3))
+        return inverse(forward(A).reshape(n, r, n, r).mean(axis=(1, 3)))
     P = projection_matrix(n, E)
-    return P @ A @ P.T
+    return inverse(P @ forward(A) @ P.T)
 
 
 @dataclass
@@ -84,8 +108,9 @@ class Q1Solver:
     """Reusable Q1 solver on the n x n quadrilateral mesh of the unit square over ``comm``.
 
     ``coefficient_family='DG'``: coefficients are E x E arrays, set as their cellwise L2
-    projection. ``'Q'``: coefficients are callables ``a(x, y)``, interpolated in Q1 (for smooth
-    manufactured solutions). ``source`` is a number or a callable ``f(x, y)`` (interpolated in Q1).
+    projection (``coefficient_mean``: which mean of the covered cells, see ``project_coefficient``).
+    ``'Q'``: coefficients are callables ``a(x, y)``, interpolated in Q1 (for smooth manufactured
+    solutions). ``source`` is a number or a callable ``f(x, y)`` (interpolated in Q1).
     """
 
     def __init__(
@@ -98,6 +123,7 @@ class Q1Solver:
         ksp_type: str = "cg",
         pc_type: str = "hypre",
         coefficient_family: str = "DG",
+        coefficient_mean: str = "arithmetic",
     ):
         # isort: off
         from fesr.fem import compat  # first: it fixes the HDF5 load order
@@ -116,6 +142,7 @@ class Q1Solver:
             raise ValueError(f"max_it must be >= 1, got {max_it!r}")
         if coefficient_family not in ("DG", "Q"):
             raise ValueError(f"coefficient_family must be 'DG' or 'Q', got {coefficient_family!r}")
+        self.coefficient_mean = check_mean(coefficient_mean)
         self.comm, self.n, self.family = comm, int(n), coefficient_family
         self.mesh = mesh = compat.unit_square_quads(comm, self.n)
         self.V = V = compat.function_space(mesh, "Lagrange", 1)
@@ -216,7 +243,7 @@ class Q1Solver:
             raise ValueError(
                 "this solver interpolates callable coefficients; build it with family 'DG'"
             )
-        cellwise = project_coefficient(coefficient, self.n)
+        cellwise = project_coefficient(coefficient, self.n, self.coefficient_mean)
         self.kappa.x.array[self._cell_dof] = cellwise[self._cell_i, self._cell_j]
 
     def solve(self, coefficient) -> SolveResult:

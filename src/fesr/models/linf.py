@@ -51,7 +51,16 @@ from fesr.models.base import SRModel, hr_size
 from fesr.models.encoders import build_encoder
 from fesr.models.flows import ConditionalFlow
 from fesr.models.liif import GRID_TILE_ELEMS
-from fesr.models.local import MLP, FourGrid, flatten_map, four_neighbours, gather, q1_grid
+from fesr.models.local import (
+    MLP,
+    FourGrid,
+    band_fourier,
+    flatten_map,
+    four_neighbours,
+    fourier_pairs,
+    gather,
+    q1_grid,
+)
 from fesr.models.registry import register
 
 
@@ -169,8 +178,9 @@ class LINF(SRModel):
         cells (``FourGrid``) and the argument completed in ``conditioning``'s order, the phase
         of the constant cell once, the Q1 skip once for the grid; cos and sin go to contiguous
         buffers and the ensemble's two first-layer products to one accumulator; in a band tile
-        the trig is split by angle addition (the fy rel_y part once per cell, see LTE's
-        ``_band_basis``). Equal to ``query_encoded`` on ``node_coords(m)`` up to float rounding."""
+        the trig is split by angle addition (the fy rel_y part once per cell, ``band_fourier``,
+        its interleaved cos / sin into one product with both first layers). Equal to
+        ``query_encoded`` on ``node_coords(m)`` up to float rounding."""
         H, W = state["size"]
         maps = state["maps"]
         B, K, dt, dev = maps.shape[0], self.n_freq, maps.dtype, maps.device
@@ -181,7 +191,13 @@ class LINF(SRModel):
         rx, ry = math.pi * grid.rx.T, math.pi * grid.ry.T  # (m+1, 4), node-major
         hidden = self.cond_cos.out_features
         tile = min(chunk, max(1, GRID_TILE_ELEMS // (8 * K)))
-        argbuf, cosbuf, sinbuf = torch.empty(3, tile * 4 * K, dtype=dt, device=dev)
+        bufs = torch.empty(4, tile * 4 * K, dtype=dt, device=dev)
+        argbuf, cosbuf, sinbuf = bufs[:3]
+        pairs = fourier_pairs(maps, K)  # the band path's amplitude layout
+        # both first layers as one on band_fourier's (neighbour, k, cos / sin) features
+        w_pairs = torch.stack(
+            [self.cond_cos.weight.view(hidden, 4, K), self.cond_sin.weight.view(hidden, 4, K)], -1
+        ).view(hidden, 8 * K)
         ampbuf = torch.empty(tile * 8 * K, dtype=dt, device=dev)
         hbuf = torch.empty(tile * hidden, dtype=dt, device=dev)
         out = q1_grid(lr, m)
@@ -195,23 +211,21 @@ class LINF(SRModel):
             if band:
                 cells, col = grid.band_cells(i0, j0, j1)
             for b in range(B):
-                g = maps[b].index_select(0, idx).view(-1, C, 4, 4 * K)  # band: one row
+                g = (pairs if band else maps)[b].index_select(0, idx)  # band: one row
+                g = g.view(-1, C, 4, 4 * K)
                 amp, fx, fy = g.split([2 * K, K, K], dim=-1)
                 # every (R, C, 4, .) result into a contiguous buffer: SLEEF's cos / sin and the
                 # products run ~3x slower on the strided layouts broadcasting would pick
                 shape = (R, C, 4, K)
-                if band:  # the trig split by angle addition, as LTE's ``_band_basis``
+                h = hbuf[: n * hidden].view(n, hidden)
+                if band:  # the trig split by angle addition, as LTE's
                     a = (fx * rx[None, j0:j1, :, None]).add_(phase)  # (1, C, 4, K)
-                    ca, sa = torch.cos(a), torch.sin(a)
                     fyb = maps[b, cells.reshape(-1), 3 * K :].view(2, -1, K)
                     yb = ry[i0:i1][:, [0, 2], None, None] * fyb  # (R, 2, X, K)
-                    cyb = torch.cos(yb).view(R, -1, K).index_select(1, col).view(shape)
-                    syb = torch.sin(yb).view(R, -1, K).index_select(1, col).view(shape)
-                    ac, as_ = amp[..., :K], amp[..., K:]
-                    cb = torch.mul(cyb, ac * ca, out=cosbuf[: n * 4 * K].view(shape))
-                    cb = cb.addcmul_(syb, ac * sa, value=-1).mul_(wgt)
-                    sb = torch.mul(cyb, as_ * sa, out=sinbuf[: n * 4 * K].view(shape))
-                    sb = sb.addcmul_(syb, as_ * ca).mul_(wgt)
+                    amp = amp.view(C, 4, K, 2)  # already (cos_k, sin_k) pairs
+                    basis = band_fourier(a[0], yb.flatten(1, 2), col, amp, bufs.view(-1))
+                    basis = basis.mul_(wgt.unsqueeze(-1))  # the ensemble weight
+                    torch.addmm(self.cond_cos.bias, basis.view(n, 8 * K), w_pairs.T, out=h)
                 else:
                     arg = argbuf[: n * 4 * K].view(shape)
                     a = fx * rx[None, j0:j1, :, None]
@@ -220,9 +234,10 @@ class LINF(SRModel):
                     amp = torch.mul(amp, wgt, out=ampbuf[: n * 8 * K].view(R, C, 4, 2 * K))
                     cb = torch.cos(arg, out=cosbuf[: n * 4 * K].view(shape)).mul_(amp[..., :K])
                     sb = torch.sin(arg, out=sinbuf[: n * 4 * K].view(shape)).mul_(amp[..., K:])
-                h = hbuf[: n * hidden].view(n, hidden)
-                torch.addmm(self.cond_cos.bias, cb.view(n, 4 * K), self.cond_cos.weight.T, out=h)
-                h.addmm_(sb.view(n, 4 * K), self.cond_sin.weight.T)
+                    torch.addmm(
+                        self.cond_cos.bias, cb.view(n, 4 * K), self.cond_cos.weight.T, out=h
+                    )
+                    h.addmm_(sb.view(n, 4 * K), self.cond_sin.weight.T)
                 cond = self.cond_net(h.relu_())
                 z = zero[:n] if z_grid is None else z_grid[b, i0:i1, j0:j1].reshape(n, -1)
                 out[b, i0:i1, j0:j1] += self.flow.inverse(z, cond).view(R, C)

@@ -249,7 +249,6 @@ class LITStage(nn.Module):
             z = (v * attn.unsqueeze(-1)).reshape(B, Q, -1)
         return self.decoder(torch.cat([z, cell_in_pixels(cell, maps.H, maps.W)], dim=-1))
 
-
     def grid(self, maps: StageMaps, m: int, cell: torch.Tensor, chunk: int) -> torch.Tensor:
         """``forward`` on every node of the m x m mesh's grid, (B, m+1, m+1): the fast path.
 

@@ -33,8 +33,10 @@ from fesr.models.local import (
     MLP,
     FourGrid,
     TileMLP,
+    band_fourier,
     flatten_map,
     four_neighbours,
+    fourier_pairs,
     gather,
     q1_grid,
 )
@@ -91,11 +93,11 @@ class LTE(SRModel):
         """The node grid, fast (issue 10). Per neighbour, the argument phase + fx rel_x + fy rel_y
         is formed in the same order as ``query_encoded``, but phase + fx rel_x once per band of
         rows sharing their cells (``FourGrid``) and broadcast over the band's rows, and in a
-        band tile the trig split by the angle-addition formulas (``_band_basis``); the phase of
-        the (constant) cell once; the Q1 skip once for the grid. cos and sin go to contiguous
-        preallocated buffers, the first layer takes them as its two halves, and the 4 neighbours
-        of a tile go through the MLP as one matrix.
-        Equal to ``query_encoded`` on ``node_coords(m)`` up to float rounding."""
+        band tile the trig split by angle addition (``band_fourier``, interleaved cos / sin into
+        one first-layer product); the phase of the (constant) cell once; the Q1 skip once for
+        the grid. Outside bands cos and sin go to contiguous preallocated buffers and the first
+        layer takes them as its two halves. The 4 neighbours of a tile go through the MLP as one
+        matrix. Equal to ``query_encoded`` on ``node_coords(m)`` up to float rounding."""
         H, W = state["size"]
         flat = state["flat"]
         B, K = flat.shape[0], self.n_freq
@@ -107,6 +109,8 @@ class LTE(SRModel):
         phase = self.phase(rel_cell)[0, 0]  # (K,)
         first, rest = self.imnet[0], list(self.imnet)[1:]
         w_cos, w_sin = first.weight[:, :K].T, first.weight[:, K:].T
+        # the first layer's columns as (cos_k, sin_k) pairs, for band_fourier's layout
+        w_pairs = first.weight.view(-1, 2, K).transpose(1, 2).reshape(-1, 2 * K).T
         widths = [first.out_features] + [
             layer.out_features for layer in rest if isinstance(layer, nn.Linear)
         ]
@@ -114,7 +118,10 @@ class LTE(SRModel):
         run = TileMLP(rest, 4 * tile, widths, dt, dev)
         # contiguous buffers: SLEEF's cos / sin and the products run ~2x slower on the strided
         # layouts that broadcasting or a half of a (., 2K) basis would give them
-        argbuf, cosbuf, sinbuf = torch.empty(3, 4 * tile * K, dtype=dt, device=dev)
+        bufs = torch.empty(4, 4 * tile * K, dtype=dt, device=dev)
+        argbuf, cosbuf, sinbuf = bufs[:3]
+        gbuf = torch.empty(4 * tile, 4 * K, dtype=dt, device=dev)  # the gathered cell rows
+        pairs = fourier_pairs(flat, K)  # the band path's amplitude layout
         out = q1_grid(state["lr"], m)
         for i0, i1, j0, j1, band in grid.tiles(tile):
             R, C = i1 - i0, j1 - j0
@@ -124,21 +131,16 @@ class LTE(SRModel):
             if band:
                 cells, col = grid.band_cells(i0, j0, j1)
             for b in range(B):
-                g = flat[b].index_select(0, idx).view(-1, C, 4, 4 * K)  # band: one row
-                amp, fx, fy = g.split([2 * K, K, K], dim=-1)
+                g = torch.index_select(  # band: one row
+                    (pairs if band else flat)[b], 0, idx, out=gbuf[: idx.shape[0]]
+                )
+                amp, fx, fy = g.view(-1, C, 4, 4 * K).split([2 * K, K, K], dim=-1)
+                h = run.input(n).view(n, -1)
                 if band:
-                    cos, sin = self._band_basis(
-                        flat[b],
-                        cells,
-                        col,
-                        amp,
-                        fx,
-                        phase,
-                        rx[j0:j1],
-                        ry[i0:i1],
-                        (cosbuf, sinbuf),
-                        shape,
+                    basis = self._band_basis(
+                        flat[b], cells, col, amp, fx, phase, rx, ry, bufs, (i0, i1, j0, j1)
                     )
+                    torch.addmm(first.bias, basis.view(n, 2 * K), w_pairs, out=h)
                 else:
                     arg = torch.addcmul(phase, fx, rx[None, j0:j1, :, None])
                     arg = torch.addcmul(
@@ -149,31 +151,22 @@ class LTE(SRModel):
                     ).mul_(math.pi)
                     cos = torch.cos(arg, out=cosbuf[: n * K].view(shape)).mul_(amp[..., :K])
                     sin = torch.sin(arg, out=sinbuf[: n * K].view(shape)).mul_(amp[..., K:])
-                # the first layer on [cos, sin] as its two halves: no strided (., 2K) basis
-                h = run.input(n).view(n, -1)
-                torch.addmm(first.bias, cos.view(n, K), w_cos, out=h)
-                pred = run(h.addmm_(sin.view(n, K), w_sin)).view(R, C, 4)
+                    # the first layer on [cos, sin] as its two halves: no strided (., 2K) basis
+                    torch.addmm(first.bias, cos.view(n, K), w_cos, out=h)
+                    h.addmm_(sin.view(n, K), w_sin)
+                pred = run(h).view(R, C, 4)
                 out[b, i0:i1, j0:j1] += (pred * wgt).sum(-1)
         return out
 
-    def _band_basis(self, flat, cells, col, amp, fx, phase, rx, ry, bufs, shape):
+    def _band_basis(self, flat, cells, col, amp, fx, phase, rx, ry, bufs, tile):
         """amp * [cos, sin](pi (phase + fx rel_x + fy rel_y)) for a band tile (rows sharing their
-        cells) by cos(a + b) = cos a cos b - sin a sin b, sin(a + b) = sin a cos b + cos a sin b,
-        with a = pi (phase + fx rel_x) per column (one band row) and b = pi fy rel_y per (row,
-        cell): the trig of b is taken once per cell of the band instead of once per column,
-        about m / W times fewer. The sums round differently from the direct argument: relative
-        differences ~1e-7 at unit frequencies, growing like |freq| (3e-6 at 100x)."""
+        cells), (R, C, 4, K, 2): a = pi (phase + fx rel_x) per column (one band row), b = pi fy
+        rel_y per (row, cell), combined by ``band_fourier``."""
+        i0, i1, j0, j1 = tile
         K = self.n_freq
-        R = ry.shape[0]
-        X = cells.shape[1]
-        a = torch.addcmul(phase, fx, rx[None, :, :, None]).mul_(math.pi)  # (1, C, 4, K)
-        ca, sa = torch.cos(a), torch.sin(a)
-        fy = flat[cells.reshape(-1), 3 * K :].view(2, X, K)
-        b = (math.pi * ry[:, [0, 2], None, None]) * fy  # (R, 2, X, K), rel_y of vy = 0, 1
-        cb = torch.cos(b).view(R, 2 * X, K).index_select(1, col).view(shape)
-        sb = torch.sin(b).view(R, 2 * X, K).index_select(1, col).view(shape)
-        n = cb.numel()
-        ac, as_ = amp[..., :K], amp[..., K:]
-        cos = torch.mul(cb, ac * ca, out=bufs[0][:n].view(shape)).addcmul_(sb, ac * sa, value=-1)
-        sin = torch.mul(cb, as_ * sa, out=bufs[1][:n].view(shape)).addcmul_(sb, as_ * ca)
-        return cos, sin
+        C = fx.shape[1]
+        a = torch.addcmul(phase, fx, rx[None, j0:j1, :, None]).mul_(math.pi)  # (1, C, 4, K)
+        fy = flat[cells.reshape(-1), 3 * K :].view(2, -1, K)
+        b = (math.pi * ry[i0:i1, [0, 2], None, None]) * fy  # (R, 2, X, K), rel_y of vy = 0, 1
+        amp = amp.view(C, 4, K, 2)  # already (cos_k, sin_k) pairs
+        return band_fourier(a[0], b.flatten(1, 2), col, amp, bufs.view(-1))

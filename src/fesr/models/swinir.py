@@ -161,9 +161,7 @@ class SwinBlock(nn.Module):
 class RSTB(nn.Module):
     """Residual Swin transformer block: ``depth`` Swin layers, a 3x3 conv, a residual."""
 
-    def __init__(
-        self, dim: int, depth: int, heads: int, ws: int, mlp_ratio: float, drop_path=None
-    ):
+    def __init__(self, dim: int, depth: int, heads: int, ws: int, mlp_ratio: float, drop_path=None):
         super().__init__()
         rates = list(drop_path) if drop_path is not None else [0.0] * depth
         self.blocks = nn.ModuleList(
