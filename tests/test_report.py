@@ -416,6 +416,7 @@ def test_table_cost_front_answer_and_figure(tmp_path):
     # fe_x4 is dominated by nhcsr, fe_x1 and hom_harmonic by hom_geometric (same time), liif by
     # fe_x2_interp (same time, lower error)
     assert front == {"hom_geometric_interp", "fe_x2_interp", "nhcsr", "fe_direct"}
+    assert "pareto_energy" in x8.columns and x8.loc["fe_direct", "pareto_energy"]
 
     answer = (tmp_path / "table_cost_answer.md").read_text().split("\n\n")
     x8_text = next(p for p in answer if p.startswith("**s, x8**"))
@@ -431,3 +432,12 @@ def test_table_cost_front_answer_and_figure(tmp_path):
         + ["--out-prefix", str(tmp_path / "fig_cost")]
     )
     assert (tmp_path / "fig_cost.png").stat().st_size > 0
+
+
+def test_an_error_of_one_or_more_is_never_on_the_front():
+    """u = 0 is free with relative error 1: a faster row that is worse than it is dominated."""
+    from fesr.report.tables import ZERO_FIELD_ERROR, pareto_front
+
+    cost, error = [0.1, 1.0, 2.0], [1.5, 0.5, 0.0]
+    assert list(pareto_front(cost, error)) == [True, True, True]
+    assert list(pareto_front(cost, error, ZERO_FIELD_ERROR)) == [False, True, True]

@@ -132,7 +132,7 @@ def fig_training(a):
 
 
 def fig_cost(a):
-    from fesr.report.tables import pareto_front
+    from fesr.report.tables import ZERO_FIELD_ERROR, pareto_front
 
     t = pd.read_csv(a.table)
     t = t[t["split"] == a.split]
@@ -171,7 +171,9 @@ def fig_cost(a):
                     label=row["approach"],
                 )
         # the front in this panel's error; the direct solve (error 0, off the log axis) ends it
-        front = sub[pareto_front(sub["seconds"], sub[a.error])].sort_values("seconds")
+        front = sub[pareto_front(sub["seconds"], sub[a.error], ZERO_FIELD_ERROR)].sort_values(
+            "seconds"
+        )
         shown = front[front[a.error] > 0]
         if len(shown):
             xs, ys = list(shown["seconds"]), list(shown[a.error])
