@@ -24,7 +24,9 @@ def _kv(entries) -> dict:
 
 @pytest.fixture(scope="module")
 def rules():
-    return load_rules()
+    # the rules of a machine whose training and inference jobs run on a GPU: those declare gpu=1
+    # (on a CPU-only machine they declare none; tests/test_gpu_resource.py)
+    return load_rules("cuda")
 
 
 @pytest.mark.parametrize("name", ["default", "slurm"])

@@ -7,6 +7,7 @@ test_envs.py (conda environment per rule) and test_slurm.py (rule names for reso
 import json
 import subprocess
 import sys
+import tempfile
 from functools import cache
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from snakemake.api import SnakemakeApi
 from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
 
 root = Path(sys.argv[1])
+extra = [Path(sys.argv[2])] if len(sys.argv) > 2 else []
 
 
 def resources(rule):
@@ -34,7 +36,9 @@ def resources(rule):
 with SnakemakeApi(OutputSettings()) as api:
     workflow = api.workflow(
         resource_settings=ResourceSettings(),
-        config_settings=ConfigSettings(configfiles=[root / "workflow/presets/tiny.yaml"]),
+        config_settings=ConfigSettings(
+            configfiles=[root / "workflow/presets/tiny.yaml", *extra]
+        ),
         snakefile=root / "Snakefile",
         workdir=root,
     )._workflow
@@ -60,16 +64,26 @@ print("RULES_JSON=" + json.dumps(rules))
 
 
 @cache
-def load_rules() -> dict:
+def load_rules(device: str = "auto") -> dict:
     """name -> {conda (absolute path or None), shell, runs_code, ...} for every rule (cached:
-    callers must not modify the result)."""
-    proc = subprocess.run(
-        [sys.executable, "-c", _DUMP_RULES, str(ROOT)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    callers must not modify the result). ``device`` sets ``training.device`` and
+    ``evaluation.device``: with ``cuda`` the rules are those of a machine whose jobs use a GPU
+    (they declare ``gpu=1``), with ``auto`` those of this machine."""
+    with tempfile.TemporaryDirectory() as tmp:
+        extra = []
+        if device != "auto":
+            override = Path(tmp) / "device.yaml"
+            override.write_text(
+                json.dumps({"training": {"device": device}, "evaluation": {"device": device}})
+            )
+            extra = [str(override)]
+        proc = subprocess.run(
+            [sys.executable, "-c", _DUMP_RULES, str(ROOT), *extra],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     for line in proc.stdout.splitlines():
         if line.startswith("RULES_JSON="):
             return json.loads(line[len("RULES_JSON=") :])
