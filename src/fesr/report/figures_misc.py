@@ -137,65 +137,70 @@ def fig_cost(a):
     t = pd.read_csv(a.table)
     t = t[t["split"] == a.split]
     scales = sorted(t["scale"].unique())
-    fig, axes = plt.subplots(1, len(scales), figsize=(4.4 * len(scales), 4.2), squeeze=False)
+    # one row of panels per error measure (relative L2 and energy by default), one per scale
+    errors = list(a.error)
+    fig, axes = plt.subplots(
+        len(errors), len(scales), figsize=(4.4 * len(scales), 4.2 * len(errors)), squeeze=False
+    )
     sr_names = list(dict.fromkeys(t.loc[t["kind"].str.startswith("SR"), "approach"]))
     palette = dict(zip(sr_names, sns.color_palette("tab10", len(sr_names)), strict=True))
-    for ax, s in zip(axes[0], scales, strict=True):
-        sub = t[t["scale"] == s]
-        for _, row in sub.iterrows():
-            if row["approach"] == "fe_direct":
-                ax.axvline(
-                    row["seconds"],
-                    color="black",
-                    ls="--",
-                    lw=1.2,
-                    label="direct FE solve (error 0)",
-                )
-            elif not row["kind"].startswith("SR"):
-                hom = row["kind"].startswith("Homogenized")
-                ax.loglog(row["seconds"], row[a.error], "D" if hom else "s", color="grey", ms=7)
-                ax.annotate(
-                    row["approach"].replace("fe_", "").replace("_interp", "+interp"),
-                    (row["seconds"], row[a.error]),
-                    fontsize=7,
-                    xytext=(3, 3),
-                    textcoords="offset points",
-                )
-            else:
-                ax.loglog(
-                    row["seconds"],
-                    row[a.error],
-                    "o",
-                    color=palette[row["approach"]],
-                    ms=6,
-                    label=row["approach"],
-                )
-        # the front in this panel's error; the direct solve (error 0, off the log axis) ends it
-        front = sub[pareto_front(sub["seconds"], sub[a.error], ZERO_FIELD_ERROR)].sort_values(
-            "seconds"
-        )
-        shown = front[front[a.error] > 0]
-        if len(shown):
-            xs, ys = list(shown["seconds"]), list(shown[a.error])
-            end = front.loc[front[a.error] <= 0, "seconds"]
-            if len(end) and end.min() > xs[-1]:
-                xs, ys = xs + [end.min()], ys + [ys[-1]]
-            ax.step(xs, ys, where="post", color="black", lw=0.8, alpha=0.6)
-            ax.scatter(
-                shown["seconds"],
-                shown[a.error],
-                s=150,
-                facecolors="none",
-                edgecolors="black",
-                linewidths=1.2,
-                zorder=3,
-                label="Pareto front",
+    for r, err in enumerate(errors):
+        for ax, s in zip(axes[r], scales, strict=True):
+            sub = t[t["scale"] == s]
+            for _, row in sub.iterrows():
+                if row["approach"] == "fe_direct":
+                    ax.axvline(
+                        row["seconds"],
+                        color="black",
+                        ls="--",
+                        lw=1.2,
+                        label="direct FE solve (error 0)",
+                    )
+                elif not row["kind"].startswith("SR"):
+                    hom = row["kind"].startswith("Homogenized")
+                    ax.loglog(row["seconds"], row[err], "D" if hom else "s", color="grey", ms=7)
+                    ax.annotate(
+                        row["approach"].replace("fe_", "").replace("_interp", "+interp"),
+                        (row["seconds"], row[err]),
+                        fontsize=7,
+                        xytext=(3, 3),
+                        textcoords="offset points",
+                    )
+                else:
+                    ax.loglog(
+                        row["seconds"],
+                        row[err],
+                        "o",
+                        color=palette[row["approach"]],
+                        ms=6,
+                        label=row["approach"],
+                    )
+            # the front in this panel's error; the direct solve (error 0, off the log axis) ends it
+            front = sub[pareto_front(sub["seconds"], sub[err], ZERO_FIELD_ERROR)].sort_values(
+                "seconds"
             )
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("wall time per sample [s]")
-        ax.set_ylabel(f"{a.error} error vs HR FE solution")
-        ax.set_title(f"target x{s} (n = {32 * int(s)})")
+            shown = front[front[err] > 0]
+            if len(shown):
+                xs, ys = list(shown["seconds"]), list(shown[err])
+                end = front.loc[front[err] <= 0, "seconds"]
+                if len(end) and end.min() > xs[-1]:
+                    xs, ys = xs + [end.min()], ys + [ys[-1]]
+                ax.step(xs, ys, where="post", color="black", lw=0.8, alpha=0.6)
+                ax.scatter(
+                    shown["seconds"],
+                    shown[err],
+                    s=150,
+                    facecolors="none",
+                    edgecolors="black",
+                    linewidths=1.2,
+                    zorder=3,
+                    label="Pareto front",
+                )
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("wall time per sample [s]")
+            ax.set_ylabel(f"{err} error vs HR FE solution")
+            ax.set_title(f"target x{s} (n = {32 * int(s)})")
     handles, labels = [], []
     for ax in axes[0]:
         h, lab = ax.get_legend_handles_labels()
@@ -235,7 +240,13 @@ def main(argv=None) -> None:
     p = sub.add_parser("fig_cost")
     p.add_argument("--table", required=True)
     p.add_argument("--split", default="test_random")
-    p.add_argument("--error", default="rel_l2", choices=["rel_l2", "rel_energy", "mse_e3"])
+    p.add_argument(
+        "--error",
+        nargs="+",
+        default=["rel_l2", "rel_energy"],
+        choices=["rel_l2", "rel_energy", "mse_e3"],
+        help="one row of panels per error measure",
+    )
     for p in sub.choices.values():
         p.add_argument("--out-prefix", required=True)
     a = ap.parse_args(argv)
