@@ -34,7 +34,7 @@ from tqdm import tqdm
 from fesr.cli import UsageError, check_match, run_main
 from fesr.evaluate.io import open_fields, read_sample, write_csv_atomic
 from fesr.evaluate.metrics import field_metrics
-from fesr.evaluate.plan import HOMOGENIZED_MEANS
+from fesr.evaluate.plan import HOMOGENIZED_MEANS, homogenized_approach
 
 COLUMNS = [
     "approach",
@@ -90,10 +90,6 @@ def read_u_scale(path) -> float:
     finally:
         ds.close()
     raise ValueError(f"'{path}' has neither attribute 'u_scale' nor 'u_max'")
-
-
-def homogenized_approach(mean: str) -> str:
-    return f"hom_{mean}_interp"
 
 
 def fe_baselines(split, scale, reference, coarse_paths, u_scale, homogenized=None) -> pd.DataFrame:

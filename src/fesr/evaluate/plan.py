@@ -229,6 +229,11 @@ def words(values) -> str:
 HOMOGENIZED_MEANS = ("geometric", "harmonic")
 
 
+def homogenized_approach(mean: str) -> str:
+    """The approach name of a homogenized LR solve's rows in the fe_baselines parts."""
+    return f"hom_{mean}_interp"
+
+
 def homogenized_data(split) -> dict[str, str]:
     """Mean -> the LR solve of ``split`` with that effective coefficient (fesr.fem.generate)."""
     return {mean: f"{DATA}/{split}/u_x1_{mean}.nc" for mean in HOMOGENIZED_MEANS}
