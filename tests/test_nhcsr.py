@@ -2,9 +2,10 @@
 
 import pytest
 import torch
+from test_fast_predict import general_path
 
 import fesr.models.nhcsr as nhcsr_module
-from fesr.coords import hr_cell, node_coords
+from fesr.coords import hr_cell
 from fesr.models.base import hr_size
 from fesr.models.positional import PE_NAMES
 from fesr.models.registry import build_model
@@ -300,12 +301,7 @@ def test_grid_predict_equals_the_general_path(name, alpha, tiny_config):
     torch.manual_seed(0)
     model = _build(name, tiny_config, exact_boundary=name == "nhcsr").eval()
     inputs = _inputs(tiny_config, model, batch=2)
-    m = hr_size(tiny_config["lr_n"], alpha)
-    with torch.no_grad():
-        state = model.encode(inputs)
-        c = node_coords(m).unsqueeze(0).expand(2, -1, -1)
-        ref = model.query_encoded(state, c, torch.full_like(c, hr_cell(m)))[..., 0]
-    ref = ref.view(2, m + 1, m + 1)
+    ref = general_path(model, inputs, alpha, None)
     scale = ref.abs().max()
     torch.testing.assert_close(
         model.predict(inputs, alpha, chunk=300) / scale, ref / scale, rtol=0, atol=1e-5
@@ -365,13 +361,8 @@ def test_grid_predict_broadcast_tiles_equal_the_general_path(alpha, tiny_config,
 
     monkeypatch.setattr(nhcsr_module.LocalAttentionBranch, "_regular", spy)
     inputs = _inputs(tiny_config, model, batch=2)
-    m = hr_size(tiny_config["lr_n"], alpha)
     fast = model.predict(inputs, alpha, chunk=300)
     assert any(taken) and not all(taken)
-    with torch.no_grad():
-        state = model.encode(inputs)
-        c = node_coords(m).unsqueeze(0).expand(2, -1, -1)
-        ref = model.query_encoded(state, c, torch.full_like(c, hr_cell(m)))[..., 0]
-    ref = ref.view(2, m + 1, m + 1)
+    ref = general_path(model, inputs, alpha, None)
     scale = ref.abs().max()
     torch.testing.assert_close(fast / scale, ref / scale, rtol=0, atol=1e-5)
