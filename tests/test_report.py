@@ -290,6 +290,33 @@ def test_validation_curve_summary_and_figure(tmp_path):
         ]
     )
     assert (tmp_path / "fig_training.png").stat().st_size > 0
+    summary = pd.read_csv(tmp_path / "fig_training.csv")
+    assert list(summary["model"]) == ["a", "b"]
+    assert summary["iterations"].tolist() == [100, 100]
+    assert summary["last_fifth_change"].iloc[0] == pytest.approx((0.12 - 0.1) / 0.12)
+    assert summary["fall"].iloc[0] == pytest.approx(10.0)
+    assert not summary["flat"].any()  # 17% > 5%
+
+
+def test_last_fifth_change_is_the_fitted_trend_not_two_noisy_points():
+    from fesr.report.figures_misc import curve_summary
+
+    # Last fifth of a 100-iteration run: iterations 80..100 (t = -2..2 in steps of 5). log val =
+    # log 0.1 + d with d = [.05, -.05, 0, .05, -.05]: least squares slope per step
+    # sum(t d) / sum(t^2) = -0.1 / 10, so the line falls by 0.04 in log over the 4 steps:
+    # change 1 - exp(-0.04). The two end values alone differ by 1 - exp(-0.1) (9.5%).
+    d = np.array([0.05, -0.05, 0.0, 0.05, -0.05])
+    h = pd.DataFrame(
+        {
+            "iteration": [0, 40, 80, 85, 90, 95, 100],
+            "val_loss": np.r_[1.0, 0.3, 0.1 * np.exp(d)],
+        }
+    )
+    fall, last = curve_summary(h)
+    assert fall == pytest.approx(1.0 / (0.1 * np.exp(-0.05)))
+    assert last == pytest.approx(1 - np.exp(-0.04))
+    # a flat run with one validation value is flat
+    assert curve_summary(pd.DataFrame({"iteration": [0], "val_loss": [0.5]})) == (1.0, 0.0)
 
 
 def tidy_rows(split, scale, values, key="method"):

@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-from fesr.evaluate.plan import table1_models
+from fesr.evaluate.plan import NOT_LEARNED, table1_models
 
 DATA_DIR = "results/data"
 MODELS_DIR = "results/models"
@@ -36,6 +36,12 @@ def model_names(config: dict) -> list[str]:
             if name not in names:
                 names.append(name)
     return names
+
+
+def learned_models(config: dict) -> list[str]:
+    """Every trained model that learns, seed replicas and ablation variants included: fig_training
+    shows each one's validation curve, so that "flat by the end" is seen for all of them."""
+    return [m for m in model_names(config) if m.split("-")[0] not in NOT_LEARNED]
 
 
 def model_targets(config: dict) -> list[str]:

@@ -413,7 +413,7 @@ rule fig9:
 
 rule fig_training:
     input:
-        [f"{MODELS}/{m}/history.csv" for m in eval_plan.learned_models(config)],
+        [f"{MODELS}/{m}/history.csv" for m in train_plan.learned_models(config)],
     output:
         png=report(
             f"{FIGURES}/fig_training.png",
@@ -421,6 +421,8 @@ rule fig_training:
             category="Figures",
         ),
         pdf=f"{FIGURES}/fig_training.pdf",
+        # the numbers of the panels, one row per model (fall, last-fifth change, flat or not)
+        summary=multiext(f"{FIGURES}/fig_training", ".csv", ".md", ".tex"),
     log:
         f"{LOGS}/report/fig_training.log",
     benchmark:
@@ -428,7 +430,7 @@ rule fig_training:
     conda:
         ENV_TORCH
     params:
-        labels=words(eval_plan.learned_models(config)),
+        labels=words(train_plan.learned_models(config)),
     shell:
         "python -m fesr.report.figures_misc fig_training --histories {input}"
         f" --labels {{params.labels}} --out-prefix {FIGURES}/fig_training > {{log}} 2>&1"

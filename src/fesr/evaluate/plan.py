@@ -96,11 +96,6 @@ def table1_models(config) -> list[str]:
     return [r for m in table1_methods(config) for r in seed_replicas(m, seeds.get(m, 1))]
 
 
-def learned_models(config) -> list[str]:
-    """Table I's models that learn (fig_training shows their validation curves)."""
-    return [m for m in table1_methods(config) if m.split("-")[0] not in NOT_LEARNED]
-
-
 def report_models(config, key) -> list[str]:
     return list(config["report"].get(key, []))
 
