@@ -61,6 +61,7 @@ root=$1; repo=$2; work=$3; shift 3
 mount -t proc proc "$root/proc"
 mount --rbind /sys "$root/sys"
 mount --rbind /dev "$root/dev"
+mount -t tmpfs tmpfs "$root/dev/shm"
 mount -t tmpfs tmpfs "$root/tmp"
 mount --bind "$repo" "$root/fesr/repo"
 mount -o remount,bind,ro "$root/fesr/repo"
@@ -105,6 +106,9 @@ class Chroot:
                "OMPI_MCA_rmaps_base_oversubscribe=1"]  # fmt: skip
         # A PID namespace too: when the command is killed (timeout), its init dies with it and
         # the kernel ends every process left in there (MPI ranks), and with them the mounts.
+        # And a /dev/shm of its own: MPICH names its segment from values that repeat when the
+        # PIDs restart at 1 in each namespace, and a segment an aborted run left in the host's
+        # /dev/shm made a later 2-rank run fail in MPI_Init ("Message truncated"; once in 625).
         cmd = ["unshare", "--mount", "--propagation", "private", "--pid", "--fork",
                "--kill-child", "--", "bash", "-euc",
                MOUNT_AND_RUN, "mount-and-run", str(self.root), str(ROOT), str(work),

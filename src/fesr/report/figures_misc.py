@@ -157,7 +157,7 @@ def fig_training(a):
         ax.text(
             0.97,
             0.95,
-            f"fall {fall:.1f}x\nlast fifth {100 * last:.0f}%",
+            f"fall {fall:.1f}x\nlast fifth {100 * last:.1f}%",
             transform=ax.transAxes,
             ha="right",
             va="top",
@@ -172,7 +172,8 @@ def fig_training(a):
     fig.suptitle(
         "Validation loss per model (fall: first / final; last fifth: change of the fitted trend)"
     )
-    fig.tight_layout()
+    # leave 0.4 inch on top for the title, whatever the number of rows
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / fig.get_figheight()))
     return fig
 
 
