@@ -204,6 +204,39 @@ def test_table1_has_a_row_per_method_and_a_column_per_scale(tmp_path):
     assert "\\begin{tabular}" in (tmp_path / "table1.tex").read_text()
 
 
+def test_ablation_table_pairs_each_variant_with_nhcsr(tmp_path):
+    # per-map MSE x1e-3: nhcsr [1, 2, 3], variant [2, 2, 5]; differences [-1, 0, -2]: mean -1,
+    # sd 1, so the 95% t interval is -1 +- t(0.975, 2) / sqrt(3) = -1 +- 4.302653 / 1.732051
+    rows = [
+        {"method": m, "split": "test_random", "scale": 4, "sample": k, "mse": v * 1e-3,
+         "mae": 0.01, "ssim": 0.9}
+        for m, vals in {"nhcsr-pe_plain": [2, 2, 5], "nhcsr": [1, 2, 3]}.items()
+        for k, v in enumerate(vals)
+    ]  # fmt: skip
+    path = tmp_path / "parts.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    args = ["--metrics", str(path), "--methods", "nhcsr-pe_plain", "nhcsr", "--scales", "4"]
+    tables_main(["table2", *args, "--out-prefix", str(tmp_path / "table2")])
+    p = pd.read_csv(tmp_path / "table2_paired.csv")
+    assert list(p["method"]) == ["nhcsr-pe_plain"]
+    half = 4.302653 / np.sqrt(3)
+    assert p["mse_e3_diff"].iloc[0] == pytest.approx(-1.0)
+    assert p["mse_e3_diff_lo"].iloc[0] == pytest.approx(-1 - half, rel=1e-6)
+    assert p["mse_e3_diff_hi"].iloc[0] == pytest.approx(-1 + half, rel=1e-6)
+    assert p["nhcsr_win_fraction"].iloc[0] == pytest.approx(2 / 3)
+    assert not p["resolved"].iloc[0]
+    body = [ln for ln in (tmp_path / "table2.md").read_text().splitlines() if ln.startswith("| t")]
+    assert len(body) == 2 and not any("*" in ln for ln in body)
+    # nhcsr [1, 2, 3], the variant worse by exactly 1 on every map: resolved, its cell marked
+    rows = [dict(r, mse=(r["sample"] + 1 + (r["method"] != "nhcsr")) * 1e-3) for r in rows]
+    pd.DataFrame(rows).to_csv(path, index=False)
+    tables_main(["table3", *args, "--out-prefix", str(tmp_path / "table3")])
+    p = pd.read_csv(tmp_path / "table3_paired.csv")
+    assert p["resolved"].iloc[0] and p["mse_e3_diff"].iloc[0] == pytest.approx(-1.0)
+    body = [ln for ln in (tmp_path / "table3.md").read_text().splitlines() if ln.startswith("| t")]
+    assert "nhcsr-pe_plain" in body[0] and "] *" in body[0] and "*" not in body[1]
+
+
 def test_table_with_a_missing_method_is_an_error(tmp_path):
     p = parts(tmp_path, ["liif"], [4])
     with pytest.raises(ValueError, match="nhcsr"):

@@ -25,6 +25,8 @@ TABLES = "results/tables"
 FIGURES = "results/figures"
 OURS, LIIF, LIT = "nhcsr", "liif", "lit"  # the models Figs. 1, 7 and 8 single out
 TABLE_NAMES = ("table1", "table2", "table3", "table_complexity", "table_cost")
+# Tables that also write {name}_paired: NH-CSR against each row on the same maps
+PAIRED_TABLE_NAMES = ("table1", "table2", "table3")
 FIGURE_NAMES = (
     "fig1",
     "fig3",
@@ -202,7 +204,8 @@ def evaluation_targets(config) -> list[str]:
 
 def report_targets(config) -> list[str]:
     """Every tidy metric file, table (csv, md, tex) and figure (png, pdf) of the config."""
-    tables = [f"{TABLES}/{t}.{ext}" for t in TABLE_NAMES for ext in ("csv", "md", "tex")]
+    names = [*TABLE_NAMES, *(f"{t}_paired" for t in PAIRED_TABLE_NAMES)]
+    tables = [f"{TABLES}/{t}.{ext}" for t in names for ext in ("csv", "md", "tex")]
     figures = [f"{FIGURES}/{f}.{ext}" for f in FIGURE_NAMES for ext in ("png", "pdf")]
     return evaluation_targets(config) + tables + figures
 

@@ -306,6 +306,33 @@ def mark_resolved(table: pd.DataFrame, display: pd.DataFrame, paired: pd.DataFra
         display.iloc[i, display.columns.get_loc(f"mse_e3_x{s}")] += " *"
 
 
+def paired_part(title, seeded, per_map, methods, scales, table, display, paired_name):
+    """A table's paired comparisons with REFERENCE_METHOD (``paired_comparisons``): the frame,
+    the sentence the table's caption gains, and the caption of ``paired_name``. Marks the
+    resolved MSE cells of ``display`` with '*'."""
+    ref = REFERENCE_METHOD
+    if ref not in methods:
+        caption = (
+            f"{title}, paired: {ref} is not among {title}'s methods {list(methods)}, so there is "
+            "no paired comparison."
+        )
+        return pd.DataFrame(columns=PAIRED_COLUMNS), "", caption
+    paired = paired_comparisons(seeded, per_map, methods, scales)
+    mark_resolved(table, display, paired)
+    note = (
+        f" *: the paired difference {ref} - method of the MSE on the same maps has a 95% "
+        f"interval that excludes 0 (intervals, win fractions and seed spread: {paired_name})."
+    )
+    caption = (
+        f"{title}, paired: {ref} minus each method, MSE (x1e-3, normalised fields) on the same "
+        "test maps (seeds averaged per map first): mean difference [95% t interval]; negative = "
+        f"{ref} better. wins: fraction of maps with a lower {ref} MSE. resolved: the interval "
+        "excludes 0. seed std: std over training seeds of the per-seed mean MSE (-- with one "
+        "seed); exceeds seed noise: |difference| > 2 x the larger seed std."
+    )
+    return paired, note, caption
+
+
 def table1(a) -> None:
     metrics = read_parts(a.metrics)
     require_columns(metrics, ["method", "split", "scale", "sample", "mse", "ssim"], "metrics files")
@@ -347,28 +374,10 @@ def table1(a) -> None:
                 "bounds."
             )
     paired_prefix = Path(a.out_prefix).with_name(Path(a.out_prefix).name + "_paired")
-    if REFERENCE_METHOD in methods:
-        paired = paired_comparisons(seeded, per_map, methods + baselines, scales)
-        mark_resolved(table, display, paired)
-        caption += (
-            f" *: the paired difference {REFERENCE_METHOD} - method of the MSE on the same maps "
-            f"has a 95% interval that excludes 0 (intervals, win fractions and seed spread: "
-            f"{paired_prefix.name})."
-        )
-        paired_caption = (
-            f"Table I, paired: {REFERENCE_METHOD} minus each method, MSE (x1e-3, normalised "
-            "fields) on the same test maps (seeds averaged per map first): mean difference "
-            f"[95% t interval]; negative = {REFERENCE_METHOD} better. wins: fraction of maps with "
-            f"a lower {REFERENCE_METHOD} MSE. resolved: the interval excludes 0. seed std: "
-            "std over training seeds of the per-seed mean MSE (-- with one seed); exceeds seed "
-            "noise: |difference| > 2 x the larger seed std."
-        )
-    else:
-        paired = pd.DataFrame(columns=PAIRED_COLUMNS)
-        paired_caption = (
-            f"Table I, paired: {REFERENCE_METHOD} is not among Table I's methods {methods}, so "
-            "there is no paired comparison."
-        )
+    paired, note, paired_caption = paired_part(
+        "Table I", seeded, per_map, methods + baselines, scales, table, display, paired_prefix.name
+    )
+    caption += note
     write_table(table, a.out_prefix, caption, display=display)
     write_table(paired, paired_prefix, paired_caption, display=paired_display(paired))
 
@@ -382,7 +391,16 @@ def ablation(a, title: str) -> None:
         f"{title}: mean MSE (x1e-3), SSIM and MAE (x1e-3) at scales {scales}. {INTERVAL_NOTE} "
         f"{maps_note(table, scales)}."
     )
-    write_table(table, a.out_prefix, caption, display=display)
+    # paired with the full model on the same maps: differences of a few percent that the
+    # intervals over maps cannot resolve may still be resolved map by map
+    paired_prefix = Path(a.out_prefix).with_name(Path(a.out_prefix).name + "_paired")
+    name = title.split(" (")[0]
+    paired, note, paired_caption = paired_part(
+        name, with_seeds(df), average_seeds(df), a.methods, scales, table, display,
+        paired_prefix.name,
+    )  # fmt: skip
+    write_table(table, a.out_prefix, caption + note, display=display)
+    write_table(paired, paired_prefix, paired_caption, display=paired_display(paired))
 
 
 def paper_inference(path) -> pd.DataFrame | None:
