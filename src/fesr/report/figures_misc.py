@@ -115,12 +115,12 @@ def curve_summary(v: pd.DataFrame) -> tuple[float, float]:
 FLAT_BAR = 0.05  # issue 14: the last fifth changes the validation loss by less than 5%
 
 
-def training_summary(histories, labels) -> pd.DataFrame:
-    """One row per model: iterations, untrained and final validation loss, fall, last-fifth
-    change (``curve_summary``) and whether that is under ``FLAT_BAR``."""
+def training_summary(curves, labels) -> pd.DataFrame:
+    """One row per model (``curves``: its ``read_history`` frame): iterations, untrained and
+    final validation loss, fall, last-fifth change (``curve_summary``) and whether that is under
+    ``FLAT_BAR``."""
     rows = []
-    for path, label in zip(histories, labels, strict=True):
-        v = read_history(path)
+    for v, label in zip(curves, labels, strict=True):
         fall, last = curve_summary(v)
         rows.append(
             {
@@ -137,8 +137,10 @@ def training_summary(histories, labels) -> pd.DataFrame:
 
 
 def fig_training(a):
+    curves = [read_history(path) for path in a.histories]
+    summary = training_summary(curves, a.labels)
     write_table(
-        training_summary(a.histories, a.labels),
+        summary,
         a.out_prefix,
         "Validation loss per model: untrained and final value, fall (untrained / final), and the "
         "change of the fitted trend over the last fifth of the run (flat: under "
@@ -148,9 +150,8 @@ def fig_training(a):
     cols = min(4, n)
     rows = -(-n // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
-    for ax, path, label in zip(axes.flat, a.histories, a.labels, strict=False):
-        v = read_history(path)
-        fall, last = curve_summary(v)
+    for ax, v, (_, row) in zip(axes.flat, curves, summary.iterrows(), strict=False):
+        fall, last, label = row["fall"], row["last_fifth_change"], row["model"]
         ax.plot(v["iteration"], v["val_loss"], marker="o", ms=2, lw=1)
         ax.set_yscale("log")
         ax.set_title(label, fontsize=9)

@@ -306,31 +306,35 @@ def mark_resolved(table: pd.DataFrame, display: pd.DataFrame, paired: pd.DataFra
         display.iloc[i, display.columns.get_loc(f"mse_e3_x{s}")] += " *"
 
 
-def paired_part(title, seeded, per_map, methods, scales, table, display, paired_name):
-    """A table's paired comparisons with REFERENCE_METHOD (``paired_comparisons``): the frame,
-    the sentence the table's caption gains, and the caption of ``paired_name``. Marks the
-    resolved MSE cells of ``display`` with '*'."""
+def paired_part(title, seeded, per_map, methods, scales, table, display, out_prefix) -> str:
+    """A table's paired comparisons with REFERENCE_METHOD (``paired_comparisons``), written to
+    ``{out_prefix}_paired`` (.csv, .md, .tex); marks the resolved MSE cells of ``display`` with
+    '*' and returns the sentence the table's caption gains ('' without the reference)."""
     ref = REFERENCE_METHOD
+    paired_prefix = Path(out_prefix).with_name(Path(out_prefix).name + "_paired")
     if ref not in methods:
+        paired, note = pd.DataFrame(columns=PAIRED_COLUMNS), ""
         caption = (
             f"{title}, paired: {ref} is not among {title}'s methods {list(methods)}, so there is "
             "no paired comparison."
         )
-        return pd.DataFrame(columns=PAIRED_COLUMNS), "", caption
-    paired = paired_comparisons(seeded, per_map, methods, scales)
-    mark_resolved(table, display, paired)
-    note = (
-        f" *: the paired difference {ref} - method of the MSE on the same maps has a 95% "
-        f"interval that excludes 0 (intervals, win fractions and seed spread: {paired_name})."
-    )
-    caption = (
-        f"{title}, paired: {ref} minus each method, MSE (x1e-3, normalised fields) on the same "
-        "test maps (seeds averaged per map first): mean difference [95% t interval]; negative = "
-        f"{ref} better. wins: fraction of maps with a lower {ref} MSE. resolved: the interval "
-        "excludes 0. seed std: std over training seeds of the per-seed mean MSE (-- with one "
-        "seed); exceeds seed noise: |difference| > 2 x the larger seed std."
-    )
-    return paired, note, caption
+    else:
+        paired = paired_comparisons(seeded, per_map, methods, scales)
+        mark_resolved(table, display, paired)
+        note = (
+            f" *: the paired difference {ref} - method of the MSE on the same maps has a 95% "
+            f"interval that excludes 0 (intervals, win fractions and seed spread: "
+            f"{paired_prefix.name})."
+        )
+        caption = (
+            f"{title}, paired: {ref} minus each method, MSE (x1e-3, normalised fields) on the "
+            "same test maps (seeds averaged per map first): mean difference [95% t interval]; "
+            f"negative = {ref} better. wins: fraction of maps with a lower {ref} MSE. resolved: "
+            "the interval excludes 0. seed std: std over training seeds of the per-seed mean "
+            "MSE (-- with one seed); exceeds seed noise: |difference| > 2 x the larger seed std."
+        )
+    write_table(paired, paired_prefix, caption, display=paired_display(paired))
+    return note
 
 
 def table1(a) -> None:
@@ -373,34 +377,27 @@ def table1(a) -> None:
                 "at p = 1/2 (Keller-Dykhne); the harmonic and arithmetic means are the Wiener "
                 "bounds."
             )
-    paired_prefix = Path(a.out_prefix).with_name(Path(a.out_prefix).name + "_paired")
-    paired, note, paired_caption = paired_part(
-        "Table I", seeded, per_map, methods + baselines, scales, table, display, paired_prefix.name
+    caption += paired_part(
+        "Table I", seeded, per_map, methods + baselines, scales, table, display, a.out_prefix
     )
-    caption += note
     write_table(table, a.out_prefix, caption, display=display)
-    write_table(paired, paired_prefix, paired_caption, display=paired_display(paired))
 
 
-def ablation(a, title: str) -> None:
+def ablation(a, name: str, subject: str) -> None:
     df = read_parts(a.metrics)
     scales = [int(s) for s in a.scales]
     metrics = [("mse_e3", "mse", 1e3), ("ssim", "ssim", 1.0), ("mae_e3", "mae", 1e3)]
     table, display = wide_metric_table(df, a.methods, scales, metrics)
     caption = (
-        f"{title}: mean MSE (x1e-3), SSIM and MAE (x1e-3) at scales {scales}. {INTERVAL_NOTE} "
-        f"{maps_note(table, scales)}."
+        f"{name} ({subject}): mean MSE (x1e-3), SSIM and MAE (x1e-3) at scales {scales}. "
+        f"{INTERVAL_NOTE} {maps_note(table, scales)}."
     )
     # paired with the full model on the same maps: differences of a few percent that the
     # intervals over maps cannot resolve may still be resolved map by map
-    paired_prefix = Path(a.out_prefix).with_name(Path(a.out_prefix).name + "_paired")
-    name = title.split(" (")[0]
-    paired, note, paired_caption = paired_part(
-        name, with_seeds(df), average_seeds(df), a.methods, scales, table, display,
-        paired_prefix.name,
-    )  # fmt: skip
-    write_table(table, a.out_prefix, caption + note, display=display)
-    write_table(paired, paired_prefix, paired_caption, display=paired_display(paired))
+    caption += paired_part(
+        name, with_seeds(df), average_seeds(df), a.methods, scales, table, display, a.out_prefix
+    )
+    write_table(table, a.out_prefix, caption, display=display)
 
 
 def paper_inference(path) -> pd.DataFrame | None:
@@ -510,6 +507,11 @@ def pareto_front(cost, error, worst: float = np.inf) -> np.ndarray:
     return front
 
 
+# The fronts of table_cost: column -> the error it is taken in (time is always the cost). The
+# energy norm is the one the FE error theory of the elliptic problem is stated in.
+FRONTS = {"pareto": "rel_l2", "pareto_energy": "rel_energy"}
+
+
 def cost_table(sr: pd.DataFrame, fe: pd.DataFrame, lr_times: dict) -> pd.DataFrame:
     """Mean error and wall time per (split, scale, approach): SR methods (time = LR solve +
     inference; seed replicas averaged into their model), the direct FE solve, coarser solves and
@@ -542,11 +544,6 @@ def cost_table(sr: pd.DataFrame, fe: pd.DataFrame, lr_times: dict) -> pd.DataFra
                 agg.loc[idx, "seconds"], agg.loc[idx, error], worst=ZERO_FIELD_ERROR
             )
     return agg
-
-
-# The fronts of table_cost: column -> the error it is taken in (time is always the cost). The
-# energy norm is the one the FE error theory of the elliptic problem is stated in.
-FRONTS = {"pareto": "rel_l2", "pareto_energy": "rel_energy"}
 
 
 COARSE_FE = re.compile(r"^fe_x(\d+)_interp$")
@@ -677,9 +674,9 @@ def main(argv=None) -> None:
     if a.table == "table1":
         table1(a)
     elif a.table == "table2":
-        ablation(a, "Table II (positional-encoding ablation)")
+        ablation(a, "Table II", "positional-encoding ablation")
     elif a.table == "table3":
-        ablation(a, "Table III (single/multi-scale, with/without SCS)")
+        ablation(a, "Table III", "single/multi-scale, with/without SCS")
     elif a.table == "table_complexity":
         table_complexity(a)
     else:
