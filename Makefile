@@ -1,7 +1,7 @@
 # Two commands do everything on a fresh Debian bookworm machine:
 #   make run    set up what is missing, then run the quick preset of the whole pipeline
 #   make test   set up what is missing, then run the test suite
-#   make study  set up what is missing, then run the study preset into study/ (issue 14; about 2 h)
+#   make study  set up what is missing, then run the study preset into study/ (see study.yaml)
 SHELL := /bin/bash
 SYS_PYTHON := /usr/bin/python3
 VENV := .venv
@@ -12,7 +12,7 @@ export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 # Keep BLAS/OpenMP from oversubscribing the cores that MPI ranks and Snakemake jobs share.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: setup system run study test lint clean
+.PHONY: setup system run study test lint clean docs docs-study
 
 setup: system $(STAMP)
 
@@ -29,14 +29,26 @@ $(STAMP): pyproject.toml
 run: setup
 	$(VENV)/bin/snakemake --cores all --configfile workflow/presets/quick.yaml --rerun-incomplete
 
-# The CPU-scale reproduction study (issue 14) in its own directory, study/results/, so that it and
-# `make run`'s results/ never overwrite each other; an interrupted study resumes where it stopped
+# The CPU-scale reproduction study in its own directory, study/results/, so that it and `make run`'s
+# results/ never overwrite each other; an interrupted study resumes where it stopped. study.yaml
+# holds only what differs from quick.yaml, so both are given, in this order.
 study: setup
 	$(VENV)/bin/snakemake --cores all --directory study \
-		--configfile $(CURDIR)/workflow/presets/study.yaml --rerun-incomplete
+		--configfile $(CURDIR)/workflow/presets/quick.yaml $(CURDIR)/workflow/presets/study.yaml \
+		--rerun-incomplete
 
 test: setup
 	$(VENV)/bin/pytest tests
+
+# Generated pages in docs/: the configuration page from the schema, then the results page of a
+# run with the files it links (results/ is the quick preset's, study/results/ the study's).
+docs: $(STAMP)
+	$(PY) -m fesr.report.config_doc
+	$(PY) -m fesr.report.results_page publish --results results --dest docs/quick --expect-preset quick
+
+docs-study: $(STAMP)
+	$(PY) -m fesr.report.results_page publish --results study/results --dest docs/study \
+		--expect-preset study
 
 lint: setup
 	$(VENV)/bin/snakemake --lint

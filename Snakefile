@@ -26,10 +26,14 @@ if hasattr(os, "geteuid") and os.geteuid() == 0:
     os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
 
 # Every configuration error stops the run here, before any job is planned (`snakemake -n`
-# too): the schema, then the cross-field rules of fesr.validate, all errors listed at once.
+# too): the config files read again strictly (Snakemake's loader keeps the last of two equal
+# keys and expands aliases), then the schema and the cross-field rules of fesr.validate, all
+# errors listed at once.
+from fesr.config import yaml_file_errors
 from fesr.validate import config_errors
 
-_config_errors = config_errors(config)
+_config_errors = [e for _path in workflow.configfiles for e in yaml_file_errors(_path)]
+_config_errors = _config_errors or config_errors(config)
 if _config_errors:
     print(f"Invalid configuration ({len(_config_errors)} errors):", file=sys.stderr)
     for _err in _config_errors:
@@ -43,7 +47,12 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
-include: "workflow/rules/report.smk"
+include: "workflow/rules/computed_baselines.smk"
+include: "workflow/rules/timing.smk"
+include: "workflow/rules/report_common.smk"
+include: "workflow/rules/report_tables.smk"
+include: "workflow/rules/report_figures.smk"
+include: "workflow/rules/results_page.smk"
 
 
 rule all:
@@ -52,3 +61,4 @@ rule all:
         data_targets(),
         model_targets(),
         report_targets(),
+        rules.results_page.output,

@@ -1,4 +1,4 @@
-"""Inference against the solve it replaces (issue 10): every method's 64x predict at the quick
+"""Inference against the solve it replaces: every method's 64x predict at the quick
 preset's sizes and at paper size, and the project's own n = 2048 FE solve, in one run, on the same
 machine with the same thread count.
 

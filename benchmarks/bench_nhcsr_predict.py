@@ -1,13 +1,17 @@
-"""NH-CSR's grid ``predict`` against its general path, side by side in one run (issue 10).
+"""NH-CSR's grid ``predict`` against its general path, side by side in one run.
 
-The general path is what ``predict`` did before the grid path: chunked ``query_encoded`` on
-every node, each (query, neighbour) pair encoding its own offset. The grid path
-(``NHCSR.query_grid``, which ``predict`` uses) computes the window indices per axis and the
-encoding terms once per offset class. Same model, same random input, one thread; times are
-thread CPU seconds (the machine is shared; wall seconds are printed too) and include ``encode``.
+The general path is chunked ``query_encoded`` on every node, each (query, neighbour) pair
+encoding its own offset. The grid path (``NHCSR.query_grid``, which ``predict`` uses) is, at
+integer scales, the cell path (``NHCSR._cell_grid``: per tile cell one gather of its union of
+windows, per-kind offset terms, the attention as matrix products) and otherwise the gather path
+(``NHCSR._gather_grid``: per-axis windows, per-offset-class terms). Same model, same random
+input, one thread; times are thread CPU seconds (the machine is shared; wall seconds are printed
+too) and include ``encode``. ``--preset paper``: config.yaml's sizes.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_nhcsr_predict.py --scale 16
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_nhcsr_predict.py --scale 64 --fast-only
+    # where the grid path's time goes: torch.profiler's operators, by self CPU time
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_nhcsr_predict.py --scale 16 --profile
 """
 
 from __future__ import annotations
@@ -45,6 +49,28 @@ def general_predict(model, inputs: dict, alpha: float, chunk: int = 65536) -> to
     return torch.cat(out, dim=1).view(1, m + 1, m + 1)
 
 
+def profile(model, inputs: dict, alpha: float, nodes: int, rows: int = 20) -> None:
+    """torch.profiler over one grid predict (encode included), operators by self CPU time; the
+    profiler's times are wall times per operator (inflated on a loaded machine, and by the
+    profiler itself), so their shares are what to read."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    model.predict(inputs, alpha)  # warm-up: the per-scale tables
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        model.predict(inputs, alpha)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    print(f"profile of one {alpha:g}x grid predict ({nodes} nodes): {total / 1e6:.3f} s in all")
+    print("| operator | calls | self s | share | ns/node |")
+    print("|---|---|---|---|---|")
+    for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:rows]:
+        us = e.self_cpu_time_total
+        print(
+            f"| {e.key} | {e.count} | {us / 1e6:.3f} | {us / total:.0%} | {us * 1e3 / nodes:.1f} |"
+        )
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="quick")
@@ -52,9 +78,10 @@ def main(argv=None) -> None:
     ap.add_argument("--scale", type=float, default=16.0)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--fast-only", action="store_true", help="skip the (slow) general path")
+    ap.add_argument("--profile", action="store_true", help="profile one grid predict, print it")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    cfg = load_config(args.preset)
+    cfg = load_config(None if args.preset == "paper" else args.preset)
     torch.manual_seed(0)
     model = build_model(args.model, cfg).eval()
     n, E = cfg["lr_n"], cfg["physics"]["E"]
@@ -64,6 +91,9 @@ def main(argv=None) -> None:
     }
     m = round(n * args.scale)
     nodes = (m + 1) ** 2
+    if args.profile:
+        profile(model, inputs, args.scale, nodes)
+        return
     paths = {"grid": lambda: model.predict(inputs, args.scale)}
     if not args.fast_only:
         paths["general"] = lambda: general_predict(model, inputs, args.scale)

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Wall time of the tiny preset's whole DAG (the Snakemake command of tests/test_workflow_dag.py,
-# --cores 2), for this checkout and for an older one, back to back in one run (issue 10).
+# --cores 2), for this checkout and for an older one, back to back in one run.
 #   git worktree add /tmp/fesr-base 237b859
 #   bash benchmarks/bench_tiny_dag.sh /tmp/fesr-base
 # Each checkout runs with its own Snakefile, config and tiny preset, its code on PYTHONPATH, in a

@@ -1,4 +1,4 @@
-"""Training throughput (issue 9): samples/s of the real training loop per method, today's code
+"""Training throughput: samples/s of the real training loop per method, today's code
 against this checkout, whole fields and patches, 1 and 2 threads; paper-size seconds and FLOPs
 per iteration.
 
@@ -134,7 +134,7 @@ def in_subprocess(src, method, preset, overrides, data, iters, threads) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-# The last commit before patch training (issue 9): the "before" of the 10x comparison.
+# The last commit before patch training: the "before" of the 10x comparison.
 BASE_REV = "237b859"
 
 

@@ -25,3 +25,15 @@ def tiny_config():
     from fesr.config import load_config
 
     return load_config("tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A working directory holding the tiny preset's whole DAG, run once per session (10-20 min
+    on 2 busy cores) for every test that reads its outputs."""
+    from tiny_dag import run_tiny_dag
+
+    try:
+        return run_tiny_dag(tmp_path_factory.mktemp("dag"))
+    except RuntimeError as err:
+        pytest.fail(str(err))

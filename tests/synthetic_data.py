@@ -58,3 +58,20 @@ def write_dataset(data_dir, train=6, val=2, scales=(1, 2, 4), **kw) -> Path:
     write_split(data_dir, "train", train, scales, seed=0, **kw)
     write_split(data_dir, "val", val, scales, seed=1, **kw)
     return Path(data_dir)
+
+
+def bicubic_checkpoint(path, config, u_scale: float = 1.5, contrast=(1.0, 100.0), **extra):
+    """A bicubic checkpoint (no weights to train) for the CLI tests that need one."""
+    from fesr.checkpoint import save_checkpoint
+    from fesr.models.registry import resolve_model_config
+
+    return save_checkpoint(
+        path,
+        model_name="bicubic",
+        model_cfg=resolve_model_config("bicubic", config),
+        state_dict={},
+        iteration=0,
+        u_scale=u_scale,
+        contrast=list(contrast),
+        **extra,
+    )

@@ -1,4 +1,4 @@
-"""The hand-run entry points refuse mismatched inputs (issue 12): exit 2, one line naming both
+"""The hand-run entry points refuse mismatched inputs: exit 2, one line naming both
 sides of the mismatch, no traceback and no output file.
 
 Inputs are tiny synthetic files in the SPEC 1 layout (``synthetic_data``) carrying the
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
-from synthetic_data import write_dataset, write_split
+from synthetic_data import bicubic_checkpoint, write_dataset, write_split
 
 from fesr.checkpoint import save_checkpoint
 from fesr.cli import run_main
@@ -65,15 +65,7 @@ def files(tmp_path_factory, tiny_config):
     preds.mkdir()
     pred = {a: write_prediction(data / SPLIT / f"u_x{a}.nc", preds / f"u_x{a}.nc") for a in (2, 4)}
     pred["liif"] = write_prediction(data / SPLIT / "u_x4.nc", preds / "liif_u_x4.nc", "liif")
-    ckpt = save_checkpoint(
-        root / "models" / "bicubic" / "checkpoint.pt",
-        model_name="bicubic",
-        model_cfg=resolve_model_config("bicubic", tiny_config),
-        state_dict={},
-        iteration=0,
-        u_scale=1.5,
-        contrast=[1.0, 100.0],
-    )
+    ckpt = bicubic_checkpoint(root / "models" / "bicubic" / "checkpoint.pt", tiny_config)
     return {"root": root, "data": data, "pred": pred, "ckpt": ckpt, "reseeded": reseeded}
 
 
@@ -100,7 +92,8 @@ def _metrics_argv(f, out, **kw):
     method = kw.get("method", "bicubic")
     pred = kw.get("pred") or f["pred"][4]
     ref = kw.get("ref") or f["data"] / SPLIT / "u_x4.nc"
-    argv = ["--prediction", pred, "--reference", ref, "--method", method]
+    coef = f["data"] / SPLIT / "coefficient.nc"
+    argv = ["--prediction", pred, "--reference", ref, "--coefficient", coef, "--method", method]
     return argv + ["--split", kw.get("split", SPLIT), "--scale", kw.get("scale", 4), "--out", out]
 
 
@@ -194,44 +187,45 @@ def test_complexity_cuda_missing_is_said_plainly(files, tmp_path):
     assert not out.exists()
 
 
-# -- cost (FE baselines) ---------------------------------------------------------------------------
-def _cost_argv(f, out, split=SPLIT, scale=4, ref=None, coarse=None):
+# -- FE baselines ----------------------------------------------------------------------------------
+def _fe_baselines_argv(f, out, split=SPLIT, scale=4, ref=None, coarse=None):
     d = f["data"] / SPLIT
     coarse = coarse if coarse is not None else [d / "u_x1.nc", d / "u_x2.nc"]
     argv = ["--split", split, "--scale", scale, "--reference", ref or d / "u_x4.nc"]
+    argv += ["--coefficient", d / "coefficient.nc"]
     return argv + ["--coarse", *coarse, "--u-scale-from", f["pred"][4], "--out", out]
 
 
 @pytest.mark.parametrize(
     "case", ["split", "coarse_split", "coarse_not_coarser", "reference_name", "coarse_seed"]
 )
-def test_cost_refuses(case, files, tmp_path, capsys):
-    from fesr.evaluate.cost import main
+def test_fe_baselines_refuses_mismatched_inputs(case, files, tmp_path, capsys):
+    from fesr.evaluate.fe_baselines import main
 
     f, out = files, tmp_path / "x4.csv"
     d, other = f["data"] / SPLIT, f["data"] / OTHER
     argv, sides = {
-        "split": (_cost_argv(f, out, split=OTHER), ["--split", OTHER, SPLIT, "reference"]),
+        "split": (_fe_baselines_argv(f, out, split=OTHER), ["--split", OTHER, SPLIT, "reference"]),
         "coarse_split": (
-            _cost_argv(f, out, coarse=[other / "u_x2.nc"]),
+            _fe_baselines_argv(f, out, coarse=[other / "u_x2.nc"]),
             ["--split", SPLIT, "coarse data file", OTHER],
         ),
         "coarse_not_coarser": (
-            _cost_argv(f, out, coarse=[d / "u_x4.nc"]),
+            _fe_baselines_argv(f, out, coarse=[d / "u_x4.nc"]),
             ["coarse data file", "scale 4", "--scale 4"],
         ),
-        "reference_name": (_cost_argv(f, out, scale=8), ["--scale", "8", "u_x4.nc", "4"]),
+        "reference_name": (_fe_baselines_argv(f, out, scale=8), ["--scale", "8", "u_x4.nc", "4"]),
         "coarse_seed": (
-            _cost_argv(f, out, coarse=[f["reseeded"]]),
+            _fe_baselines_argv(f, out, coarse=[f["reseeded"]]),
             ["seed", "reference data file", "has 0", "coarse data file", "has 7"],
         ),
     }[case]
-    refused(capsys, "cost", main, argv, out, *sides)
+    refused(capsys, "fe_baselines", main, argv, out, *sides)
 
 
-def test_cost_cli_subprocess(files, tmp_path):
+def test_fe_baselines_cli_exits_2_without_traceback(files, tmp_path):
     out = tmp_path / "x4.csv"
-    res = run_module("fesr.evaluate.cost", _cost_argv(files, out, scale=3))
+    res = run_module("fesr.evaluate.fe_baselines", _fe_baselines_argv(files, out, scale=3))
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     assert "--scale 3" in res.stderr and not out.exists()
 

@@ -234,7 +234,7 @@ def test_fast_grid_path_equals_general_path_with_two_stages(tiny_config, alpha):
 
 
 def test_two_stage_cascade_is_patch_invariant(tiny_config):
-    """Patch training (issue 9): CLIT derives r from the patch's own sizes (r = p alpha / P =
+    """Patch training: CLIT derives r from the patch's own sizes (r = p alpha / P =
     n alpha / E), so on a crop of the field (image, LR nodes) its two-stage prediction at
     interior nodes equals the whole field's at the same nodes, the resampled stage-2 map
     included. EDSR with one block keeps the receptive field well inside the margin."""

@@ -1,4 +1,4 @@
-"""Fast ``predict`` equals the general path, for every registered method (issue 10 item 1).
+"""Fast ``predict`` equals the general path, for every registered method.
 
 ``predict`` may use a grid-specific fast path (offset terms cached per distinct offset, fused
 per-neighbour work). The reference is the general path: ``query_encoded`` on every node of the

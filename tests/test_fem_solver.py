@@ -17,8 +17,9 @@ from fesr.fem.solver import Q1Solver, SolverError  # noqa: E402
 K_REF = np.array([[4, -1, -2, -1], [-1, 4, -1, -2], [-2, -1, 4, -1], [-1, -2, -1, 4]]) / 6.0
 
 
-def reference_q1(A: np.ndarray, n: int, f: float = 1.0) -> np.ndarray:
-    """Independent Q1 solve: cellwise coefficient by block indexing / block means, sparse LU."""
+def q1_system(A: np.ndarray, n: int, f: float = 1.0):
+    """The Q1 system (K, b, interior mask) assembled independently: cellwise coefficient by block
+    indexing / block means, element matrices scattered with scipy."""
     E = A.shape[0]
     if n >= E:
         cell = A[np.arange(n)[:, None] * E // n, np.arange(n)[None, :] * E // n]
@@ -39,7 +40,13 @@ def reference_q1(A: np.ndarray, n: int, f: float = 1.0) -> np.ndarray:
     np.add.at(b, corners.reshape(-1), f / n**2 / 4)
     i, j = np.divmod(np.arange(N), n + 1)
     inner = (i > 0) & (i < n) & (j > 0) & (j < n)
-    u = np.zeros(N)
+    return K, b, inner
+
+
+def reference_q1(A: np.ndarray, n: int, f: float = 1.0) -> np.ndarray:
+    """Independent Q1 solve of ``q1_system`` by sparse LU."""
+    K, b, inner = q1_system(A, n, f)
+    u = np.zeros(b.size)
     u[inner] = spla.spsolve(K[inner][:, inner].tocsc(), b[inner])
     return u.reshape(n + 1, n + 1)
 

@@ -1,13 +1,13 @@
-"""Classical homogenization baselines of table_cost (issue 14): the LR solve with the geometric or
+"""Classical homogenization baselines of table_cost: the LR solve with the geometric or
 harmonic mean of the covered coefficient cells instead of the arithmetic mean.
 
 * ``project_coefficient``'s means against hand-computed values and an independent refinement.
 * Keller-Dykhne on a real solve: on a fine two-phase checkerboard (1 and 100) the LR solve with
   the geometric mean (the exact effective conductivity, sqrt(1 * 100) = 10) is closer to the
   fine solve than the arithmetic and harmonic means (the Wiener bounds).
-* The data CLI (``generate solve --effective-mean``) and ``fesr.evaluate.cost --homogenized`` on
-  real solves and real NetCDF files: the ``hom_*`` rows against an independent Q1 prolongation,
-  and mismatched homogenized files refused (exit 2, one line, no output).
+* The data CLI (``generate solve --effective-mean``) and ``fesr.evaluate.fe_baselines
+  --homogenized`` on real solves and real NetCDF files: the ``hom_*`` rows against an independent
+  Q1 prolongation, and mismatched homogenized files refused (exit 2, one line, no output).
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def lr_errors(A, lr_n, fine_n) -> dict[str, float]:
     """Relative nodal L2 error of each mean's LR solve (Q1-interpolated) against a fine solve."""
     from mpi4py import MPI
 
-    from fesr.evaluate.cost import interpolate_nodal
+    from fesr.fem.q1_grid import interpolate_nodal
     from fesr.fem.solver import Q1Solver
 
     fine = Q1Solver(MPI.COMM_SELF, fine_n, rtol=1e-12)
@@ -138,7 +138,7 @@ def test_geometric_mean_wins_on_a_random_two_phase_map():
     assert errors["geometric"] < errors["arithmetic"] < errors["harmonic"], errors
 
 
-# -- data CLI and fesr.evaluate.cost on real files -------------------------------------------------
+# -- data CLI and fesr.evaluate.fe_baselines on real files -----------------------------------------
 def solve_homogenized(tmp, split, mean, out, ranks=1, cfg=None):
     """``generate solve`` without --shard: every sample of the split with that effective mean."""
     run_cli(["solve", "--split", split, "--alpha", 1, "--effective-mean", mean,
@@ -211,7 +211,8 @@ def test_bad_effective_mean_exits_2_without_output(data, tmp_path):
 def cost_argv(d, out, geometric, harmonic=None):
     hom = [f"geometric={geometric}"] + ([f"harmonic={harmonic}"] if harmonic else [])
     return ["--split", SPLIT, "--scale", 2, "--reference", d / "u_x2.nc",
-            "--coarse", d / "u_x1.nc", "--homogenized", *hom,
+            "--coarse", d / "u_x1.nc", "--coefficient", d / "coefficient.nc",
+            "--homogenized", *hom,
             "--u-scale-from", d / "u_x2.nc", "--out", out]  # fmt: skip
 
 
@@ -227,7 +228,7 @@ def prolong_by_two(c):
 
 @pytest.mark.slow
 def test_cost_adds_homogenization_rows(data, tmp_path, capsys):
-    from fesr.evaluate.cost import main
+    from fesr.evaluate.fe_baselines import main
 
     d, hom, out = data["dir"], data["hom"], tmp_path / "x2.csv"
     argv = cost_argv(d, out, hom["geometric"], hom["harmonic"])
@@ -262,7 +263,7 @@ def test_cost_adds_homogenization_rows(data, tmp_path, capsys):
     "case", ["split", "samples", "mean_mismatch", "not_homogenized", "arithmetic"]
 )
 def test_cost_refuses_mismatched_homogenized_file(case, data, tmp_path, capsys):
-    from fesr.evaluate.cost import main
+    from fesr.evaluate.fe_baselines import main
 
     d, hom, out = data["dir"], data["hom"], tmp_path / "x2.csv"
     argv, sides = {

@@ -44,7 +44,7 @@ def test_fixed_seed_is_deterministic_and_seeds_differ(idm, tiny_config):
 
 
 def test_each_sample_gets_its_own_seeded_noise(idm, tiny_config):
-    """Issue 11: two test samples start from different x_T; the same seed reproduces it; a
+    """two test samples start from different x_T; the same seed reproduces it; a
     sample's field does not depend on the batch it is predicted in."""
     m = 20
     x = initial_noise(2, m, seed=5)
@@ -197,7 +197,7 @@ def test_unet_sees_more_than_the_cell_means_of_x_t(idm, tiny_config):
 
 
 def test_trains_and_predicts_on_a_patch(tiny_config):
-    """A patch batch (patch convention, issue 9): every size is read from the tensors."""
+    """A patch batch (patch convention): every size is read from the tensors."""
     torch.manual_seed(0)
     idm = build_model("idm", tiny_config).train()
     n, E = tiny_config["lr_n"], tiny_config["physics"]["E"]

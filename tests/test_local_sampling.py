@@ -99,3 +99,45 @@ def test_four_grid_tiles_cover_the_grid_once_within_the_budget():
         assert torch.equal(index, nb.index[0])
         weight = grid.weights(0, m + 1, 0, m + 1).permute(1, 2, 0).reshape(-1, 4)
         torch.testing.assert_close(weight, nb.weight[0], rtol=1e-6, atol=1e-7)
+
+
+def test_cell_axis_unions_taps_and_offsets_are_every_nodes_own():
+    """CellAxis: for every node of every tile cell, its kind's union slots hold the node's window
+    cells (grid_axis, clamped duplicates kept apart), its tap weights on the cell's patch give
+    grid_sample's bilinear value, and its kind's offsets are the node's own."""
+    import torch.nn.functional as F
+
+    from fesr.coords import node_positions, to_network
+    from fesr.models.local import cell_axis, grid_axis
+
+    g = torch.Generator().manual_seed(0)
+    for m, tiles, size, window in [
+        (64, 16, 16, 3),
+        (64, 16, 32, 3),
+        (32, 16, 32, 3),
+        (16, 16, 32, 3),
+        (64, 16, 16, 5),
+    ]:
+        ax = cell_axis(m, tiles, size, window)
+        ga = grid_axis(m, size, window)
+        t = torch.as_tensor(to_network(node_positions(m)), dtype=torch.float32)
+        line = torch.rand(1, 1, 1, size, generator=g)
+        grid = torch.stack([t, torch.zeros_like(t)], -1).view(1, 1, -1, 2)
+        bilinear = F.grid_sample(line, grid, padding_mode="border", align_corners=False)
+        union, patch = ax.union(0, tiles), ax.patch(0, tiles)
+        covered = 0
+        assert sorted(c for _, c0, c1 in ax.runs for c in range(c0, c1)) == list(range(tiles))
+        for c in range(tiles):
+            kind = ax.kind_of[c]
+            for p in range(ax.nodes[kind]):
+                j = c * ax.P + p
+                slots = ax.slots[kind][p]
+                assert len(set(slots.tolist())) == window
+                assert torch.equal(union[c][slots], ga.index[j])
+                value = (ax.taps[kind][p] * line[0, 0, 0, patch[c]]).sum()
+                torch.testing.assert_close(value, bilinear[0, 0, 0, j], rtol=0, atol=1e-6)
+                torch.testing.assert_close(ax.rel[kind][p], ga.rel[j], rtol=0, atol=1e-5)
+                covered += 1
+        assert covered == m + 1
+        assert len(ax.nodes) == (3 if window == 3 else 5)  # first, interior, last (+ near-border)
+    assert cell_axis(59, 16, 16, 3) is None  # not whole cells of nodes

@@ -1,4 +1,4 @@
-"""The contract every registered SR method keeps (issues 3 and 4), parametrised over the registry.
+"""The contract every registered SR method keeps, parametrised over the registry.
 
 Method-specific behaviour (SCS, Gabor, LINF's flow, IDM's sampler, ...) is tested in the
 method's own test file; this file checks what all of them promise.

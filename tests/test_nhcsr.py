@@ -345,24 +345,80 @@ def test_cell_clip_is_in_feature_pixels_so_patches_clip_alike(tiny_config):
     assert not torch.allclose(below, at_top)
 
 
-@pytest.mark.parametrize("alpha", [8, 16])
-def test_grid_predict_broadcast_tiles_equal_the_general_path(alpha, tiny_config, monkeypatch):
-    """Integer scales with whole cells of nodes: bands of rows and whole cells of columns take
-    the broadcast path (K|V per cell, encoding terms per row and column-in-cell); the border
-    strips and the rest take the gather path; together they equal the general path."""
+@pytest.mark.parametrize(
+    "name, alpha, over",
+    [
+        ("nhcsr", 8, {"exact_boundary": True}),
+        ("nhcsr", 16, {}),
+        ("nhcsr", 4, {}),  # one fine-map node per fine cell
+        ("nhcsr-single_scale", 8, {"window": 5}),
+        ("nhcsr-pe_ipe", 8, {"heads": 4}),
+    ],
+)
+def test_cell_path_equals_the_general_path(name, alpha, over, tiny_config, monkeypatch):
+    """Integer scales take the cell path (tile cells of every kind: border cells with clamped
+    windows and taps, the last cell's extra node); it equals the general path for a batch, in
+    small and large tiles, and per branch."""
     torch.manual_seed(0)
-    model = build_model("nhcsr", tiny_config).eval()
-    taken = []
-    regular = nhcsr_module.LocalAttentionBranch._regular
+    model = _build(name, tiny_config, **over).eval()
+    kinds = set()
+    block = nhcsr_module.LocalAttentionBranch.cell_block
 
-    def spy(self, plan, rows, cols):
-        taken.append(regular(self, plan, rows, cols))
-        return taken[-1]
+    def spy(self, plan, b, ky, kx, rows, cols):
+        kinds.add((id(self), ky, kx))
+        return block(self, plan, b, ky, kx, rows, cols)
 
-    monkeypatch.setattr(nhcsr_module.LocalAttentionBranch, "_regular", spy)
+    monkeypatch.setattr(nhcsr_module.LocalAttentionBranch, "cell_block", spy)
     inputs = _inputs(tiny_config, model, batch=2)
-    fast = model.predict(inputs, alpha, chunk=300)
-    assert any(taken) and not all(taken)
     ref = general_path(model, inputs, alpha, None)
     scale = ref.abs().max()
-    torch.testing.assert_close(fast / scale, ref / scale, rtol=0, atol=1e-5)
+    for chunk in (300, 65536):
+        fast = model.predict(inputs, alpha, chunk=chunk)
+        torch.testing.assert_close(fast / scale, ref / scale, rtol=0, atol=1e-5)
+    branches = 2 if model.multi_scale else 1
+    assert len(kinds) >= 9 * branches  # 3 x 3 kinds (first, interior, last) per branch or more
+    if model.multi_scale:
+        br = model.predict_branches(inputs, alpha)
+        state = model.encode(inputs)
+        m = hr_size(tiny_config["lr_n"], alpha)
+        with torch.no_grad():
+            slow = model._gather_grid(state, m, 4096, branches=True)
+        for key in ("coarse", "fine", "full", "skip"):
+            torch.testing.assert_close(br[key] / scale, slow[key] / scale, rtol=0, atol=1e-5)
+
+
+def test_cell_path_is_not_taken_at_non_integer_scales(tiny_config):
+    model = build_model("nhcsr", tiny_config).eval()
+    inputs = _inputs(tiny_config, model)
+    with torch.no_grad():
+        state = model.encode(inputs)
+        assert model._cell_grid(state, hr_size(tiny_config["lr_n"], 3.7), 4096, False) is None
+        assert model._cell_grid(state, hr_size(tiny_config["lr_n"], 8), 4096, False) is not None
+
+
+@pytest.mark.parametrize("setting", [{"SOFTMAX_FLOOR": 1e30}, {"SOFTMAX_HIGH": -1e9}])
+def test_cell_path_softmax_shift_and_per_row_fallback(setting, tiny_config, monkeypatch):
+    """The tile-wide shift taken always, and the per-row softmax forced on every tile (as when a
+    row would underflow), both give the general path's values."""
+    torch.manual_seed(0)
+    model = build_model("nhcsr", tiny_config).eval()
+    for key, value in setting.items():
+        monkeypatch.setattr(nhcsr_module, key, value)
+    inputs = _inputs(tiny_config, model)
+    ref = general_path(model, inputs, 8, None)
+    scale = ref.abs().max()
+    torch.testing.assert_close(model.predict(inputs, 8) / scale, ref / scale, rtol=0, atol=1e-5)
+
+
+def test_cell_path_tables_follow_the_weights(tiny_config):
+    """The per-kind tables are kept across fields but not across a change of the weights."""
+    torch.manual_seed(0)
+    model = build_model("nhcsr", tiny_config).eval()
+    inputs = _inputs(tiny_config, model)
+    model.predict(inputs, 8)
+    with torch.no_grad():
+        for p in model.coarse.pe.parameters():
+            p.mul_(1.5)
+    ref = general_path(model, inputs, 8, None)
+    scale = ref.abs().max()
+    torch.testing.assert_close(model.predict(inputs, 8) / scale, ref / scale, rtol=0, atol=1e-5)

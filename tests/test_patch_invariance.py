@@ -1,4 +1,4 @@
-"""Patch training (issue 9): a patch batch is a crop of the whole field, and a local method
+"""Patch training: a patch batch is a crop of the whole field, and a local method
 predicts the same values on the patch as on the whole field.
 
 A patch batch holds the crop of the whole field's conditioning image, the patch's LR nodes and

@@ -1,4 +1,4 @@
-"""The evaluation job CLI (``python -m fesr.evaluate.predict``), issues 10 and 12.
+"""The evaluation job CLI (``python -m fesr.evaluate.predict``).
 
 One run predicts several scales from one encoding per sample and writes their metric parts; the
 values equal separate single-scale runs and the metrics equal ``prediction_metrics`` of the file.
@@ -98,7 +98,7 @@ def test_one_job_equals_separate_runs_and_writes_metrics(data, tmp_path):
         assert x2["u"].shape == (SAMPLES, 65, 65) and int(x2.attrs["alpha"]) == 2
     for alpha, out, ref, part in zip((2, 4), outs, refs, parts, strict=True):
         got = pd.read_csv(part)
-        want = prediction_metrics(out, ref, "liif", SPLIT, alpha)
+        want = prediction_metrics(out, ref, d / "coefficient.nc", "liif", SPLIT, alpha)
         assert list(got["scale"]) == [alpha] * SAMPLES and set(got["split"]) == {SPLIT}
         np.testing.assert_allclose(got["mse"], want["mse"], rtol=1e-12)
         assert (got["mse"] > 0).all()

@@ -1,4 +1,4 @@
-"""Predictions, tables and modulo colouring on small real files (issue 5).
+"""Predictions, tables and modulo colouring on small real files.
 
 The prediction test runs the real ``fesr.evaluate.predict`` CLI with a real (parameter-free)
 bicubic checkpoint on small NetCDF inputs and checks the streamed output against the bicubic
@@ -18,7 +18,7 @@ from fesr.evaluate.metrics import prediction_metrics
 from fesr.evaluate.predict import main as predict_main
 from fesr.models.registry import resolve_model_config
 from fesr.report.colouring import modulo_values
-from fesr.report.tables import cost_table
+from fesr.report.cost_table import cost_table
 from fesr.report.tables import main as tables_main
 
 N, E, SAMPLES, U_SCALE = 32, 64, 2, 0.004
@@ -102,14 +102,16 @@ def test_metrics_against_reference_with_other_grid_is_an_error(bicubic_run):
     root, _, out = bicubic_run
     # the LR file is a valid field file on a different grid: the error must name both files
     with pytest.raises(FieldFileError, match="coordinate 'x'.*differs"):
-        prediction_metrics(out, root / "u_x1.nc", "bicubic", "test_random", 4)
+        prediction_metrics(
+            out, root / "u_x1.nc", root / "coefficient.nc", "bicubic", "test_random", 4
+        )
 
 
 def test_prediction_file_without_u_is_named(tmp_path):
     path = tmp_path / "u_x2.nc"
     xr.Dataset({"v": ("sample", np.zeros(2))}).to_netcdf(path)
     with pytest.raises(FieldFileError, match=f"{path}.*lacks variable"):
-        prediction_metrics(path, path, "m", "test_random", 2)
+        prediction_metrics(path, path, path, "m", "test_random", 2)
 
 
 def test_predict_with_missing_checkpoint_names_it(tmp_path):
@@ -162,6 +164,7 @@ def parts(tmp_path, methods, scales, splits=("test_random",), samples=2):
                             "ssim": 0.9,
                             "rel_l2": 0.01 * (i + 1),
                             "rel_energy": 0.1,
+                            "rel_h1": 0.1,
                             "seconds": 0.5,
                             "peak_mb": 10.0,
                         }
@@ -265,6 +268,7 @@ def test_cost_table_times_and_speedup():
             "sample": [0, 1],
             "rel_l2": [0.1, 0.3],
             "rel_energy": [0.2, 0.2],
+            "rel_h1": [0.2, 0.2],
             "mse": [1e-3, 3e-3],
             "seconds": [0.5, 1.5],
         }
@@ -277,8 +281,12 @@ def test_cost_table_times_and_speedup():
             "sample": [0, 1, 0, 1],
             "rel_l2": [0, 0, 0.05, 0.05],
             "rel_energy": [0, 0, 0.1, 0.1],
+            "rel_h1": [0, 0, 0.1, 0.1],
             "mse": [0, 0, 1e-4, 1e-4],
             "seconds": [4.0, 4.0, 1.0, 1.0],
+            "setup_seconds": [1.0, 1.0, 0.25, 0.25],
+            "solve_seconds": [3.0, 3.0, 0.75, 0.75],
+            "cores": [2, 2, 1, 1],
         }
     )
     t = cost_table(sr, fe, {"s": np.array([1.0, 2.0])}).set_index("approach")
@@ -288,11 +296,56 @@ def test_cost_table_times_and_speedup():
     assert t.loc["liif", "speedup_vs_direct"] == pytest.approx(4.0 / 2.5)
     assert t.loc["fe_x2_interp", "speedup_vs_direct"] == pytest.approx(4.0)
     assert t.loc["fe_direct", "rel_l2"] == 0
+    # SR has no per-map set-up: all of its time is per right-hand side, on one core
+    assert (t.loc["liif", "setup_seconds"], t.loc["liif", "solve_seconds"]) == (0.0, 2.5)
+    assert t.loc["liif", "cores"] == 1 and t.loc["liif", "core_seconds"] == pytest.approx(2.5)
+    # the direct solve ran decomposed over 2 ranks: 4 s wall are 8 core-seconds
+    assert t.loc["fe_direct", "cores"] == 2 and t.loc["fe_direct", "core_seconds"] == 8.0
+    assert t.loc["fe_direct", "setup_seconds"] == 1.0
+
+
+def test_lod_break_even_and_corrected_sr_times():
+    from fesr.report.cost_table import break_even, cost_answer
+
+    def rows(key, points):
+        return [
+            {key: name, "split": "s", "scale": 8, "sample": k, "rel_l2": e, "rel_energy": e,
+             "rel_h1": e, "mse": e * 1e-3, "seconds": su + so, "setup_seconds": su,
+             "solve_seconds": so, "cores": 1}
+            for name, (su, so, e) in points.items()
+            for k in range(2)
+        ]  # fmt: skip
+
+    # direct: 0.2 s set-up + 0.1 s per solve; LOD: 1.0 s + 0.002 s: it saves 0.098 s per
+    # right-hand side after paying 0.8 s more, so it is cheaper from the 9th (8.16 rounded up)
+    fe = rows("approach", {
+        "fe_direct": (0.2, 0.1, 0.0), "fe_x4_interp": (0.05, 0.03, 0.3),
+        "fe_x2_interp": (0.01, 0.01, 0.6), "lod_k2": (1.0, 0.002, 0.295),
+        "liif+cg1": (0.15, 0.05, 0.2),
+    })  # fmt: skip
+    sr = [{k: v for k, v in r.items() if "_seconds" not in k and k != "cores"}
+          for r in rows("method", {"liif": (0.0, 0.5, 0.8)})]  # fmt: skip
+    t = cost_table(pd.DataFrame(sr), pd.DataFrame(fe), {"s": np.array([1.0, 1.0])})
+    t = t.set_index("approach")
+    assert break_even(t.loc["lod_k2"], t.loc["fe_direct"]) == 9
+    # more set-up and no saving per solve: never; cheaper in both: from the first
+    assert break_even(t.loc["fe_direct"], t.loc["fe_x4_interp"]) == np.inf
+    assert break_even(t.loc["fe_x2_interp"], t.loc["fe_direct"]) == 1
+    assert t.loc["lod_k2", "kind"] == "PG-LOD"
+    # a corrected SR field pays the LR solve too (1 s), on top of SR, set-up and correction
+    assert t.loc["liif+cg1", "seconds"] == pytest.approx(1.2)
+    assert t.loc["liif+cg1", "solve_seconds"] == pytest.approx(1.05)
+    text = cost_answer(t.reset_index())
+    # fe_x4_interp (0.3) is within 2% of LOD's energy error 0.295: the same accuracy; it pays
+    # 0.95 s less set-up and 0.028 s more per solve: 34 right-hand sides
+    assert "lod_k2 (set-up 1 s, 2 ms per solve) breaks even with fe_direct after 9" in text
+    assert "fe_x4_interp after 34 right-hand sides" in text
+    assert "In the relative H1 seminorm the front is" in text
 
 
 def test_validation_curve_summary_and_figure(tmp_path):
-    from fesr.report.figures_misc import curve_summary
-    from fesr.report.figures_misc import main as figures_main
+    from fesr.report.figures_training import curve_summary
+    from fesr.report.figures_training import main as figures_main
 
     # val 1.0 at 0, ... 0.12 at iteration 80 (the last at or before 80% of 100), 0.1 at 100
     h = pd.DataFrame(
@@ -332,7 +385,7 @@ def test_validation_curve_summary_and_figure(tmp_path):
 
 
 def test_last_fifth_change_is_the_fitted_trend_not_two_noisy_points():
-    from fesr.report.figures_misc import curve_summary
+    from fesr.report.figures_training import curve_summary
 
     # Last fifth of a 100-iteration run: iterations 80..100 (t = -2..2 in steps of 5). log val =
     # log 0.1 + d with d = [.05, -.05, 0, .05, -.05]: least squares slope per step
@@ -430,13 +483,14 @@ def test_table1_baselines_without_lr_solves_is_an_error(tmp_path):
 
 
 def test_table_cost_front_answer_and_figure(tmp_path):
-    from fesr.report.figures_misc import main as figures_main
+    from fesr.report.figures_cost import main as figures_main
 
     # (seconds, rel_l2) per sample; the LR solve takes 1 s on both samples
     def rows(key, scale, points):
         return [
             {key: name, "split": "s", "scale": scale, "sample": k, "rel_l2": e,
-             "rel_energy": e, "mse": e * 1e-3, "seconds": t}
+             "rel_energy": e, "rel_h1": e, "mse": e * 1e-3, "seconds": t,
+             "setup_seconds": t / 2, "solve_seconds": t / 2, "cores": 1}
             for name, pts in points.items()
             for k, (t, e) in enumerate(pts)
         ]  # fmt: skip
@@ -480,7 +534,7 @@ def test_table_cost_front_answer_and_figure(tmp_path):
 
     answer = (tmp_path / "table_cost_answer.md").read_text().split("\n\n")
     x8_text = next(p for p in answer if p.startswith("**s, x8**"))
-    assert "SR methods on the front: nhcsr." in x8_text
+    assert "SR methods on the L2 front: nhcsr." in x8_text
     assert "The bar, fe_x4_interp" in x8_text
     assert "beaten most cheaply by nhcsr (2.5 s, relative L2 0.1, 0.312x" in x8_text
     # at x2 there is no fe_x4_interp: the bar is the finest coarse solve, fe_x1_interp
@@ -496,7 +550,7 @@ def test_table_cost_front_answer_and_figure(tmp_path):
 
 def test_an_error_of_one_or_more_is_never_on_the_front():
     """u = 0 is free with relative error 1: a faster row that is worse than it is dominated."""
-    from fesr.report.tables import ZERO_FIELD_ERROR, pareto_front
+    from fesr.report.cost_table import ZERO_FIELD_ERROR, pareto_front
 
     cost, error = [0.1, 1.0, 2.0], [1.5, 0.5, 0.0]
     assert list(pareto_front(cost, error)) == [True, True, True]

@@ -1,4 +1,4 @@
-"""Seed replicas ``{model}-seed{k}`` (issue 14): trained like their model with the seed + k, planned
+"""Seed replicas ``{model}-seed{k}``: trained like their model with the seed + k, planned
 for Table I and table_cost by ``report.table1_seeds``, and only what Table I needs planned by
 ``snakemake table1``. The workflow checks are real Snakemake dry runs (nothing is run)."""
 
@@ -21,14 +21,15 @@ from synthetic_data import write_dataset
 from fesr import train_plan
 from fesr.checkpoint import load_checkpoint
 from fesr.cli import UsageError
-from fesr.config import load_config
+from fesr.config import load_config, load_yaml
 from fesr.evaluate import plan
 from fesr.models.registry import resolve_model_config
 from fesr.train import check_train_inputs, train
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
-STUDY = ROOT / "workflow/presets/study.yaml"
+# the study preset is layered over the quick one, as `make study` gives them
+STUDY_LAYERS = [ROOT / "workflow/presets/quick.yaml", ROOT / "workflow/presets/study.yaml"]
 
 
 def test_replica_train_config_equals_its_model_and_only_the_seed_differs(tiny_config):
@@ -116,10 +117,10 @@ def planned_models(out: str, rule: str) -> set[str]:
 
 
 def test_study_plans_three_seeds_of_nhcsr_liif_and_lit():
-    config = load_config(STUDY)
+    config = load_config(STUDY_LAYERS[0], load_yaml(STUDY_LAYERS[1]))
     replicas = {f"{m}-seed{k}" for m in ("nhcsr", "liif", "lit") for k in (1, 2)}
     assert replicas <= set(train_plan.model_names(config))
-    jobs, out = dry_run([STUDY])
+    jobs, out = dry_run(STUDY_LAYERS)
     trained = planned_models(out, "train")
     assert trained == set(train_plan.model_names(config)) and replicas <= trained
     assert not any("seed" in m for m in trained - replicas)  # 1 seed for every other method
@@ -140,8 +141,9 @@ def test_study_plans_three_seeds_of_nhcsr_liif_and_lit():
 
 
 def test_table1_alone_plans_only_what_table1_needs(tiny_config, tmp_path):
-    """Table I's models (with replicas) on every split and scale and the FE baselines: no
-    ablation model, no figure, no other table."""
+    """Table I's models (with replicas) on every split and scale and the FE baselines with the
+    fields other solvers compute (LOD, early-stopped CG, corrected SR): no ablation model, no
+    figure, no other table."""
     seeds = tmp_path / "seeds.yaml"
     seeds.write_text("report: {table1_seeds: {nhcsr: 2}}\n")
     tiny = ROOT / "workflow/presets/tiny.yaml"
@@ -157,5 +159,6 @@ def test_table1_alone_plans_only_what_table1_needs(tiny_config, tmp_path):
     assert jobs["table1"] == 1
     allowed = {"table1", "train", "model_config", "predict", "evaluated_scale"}
     allowed |= {"fe_baselines_part"} | {r for r in jobs if r.startswith("data_")}
+    allowed |= {"lod_predict", "fe_partial", "sr_correct"}
     assert set(jobs) <= allowed, f"table1 planned {set(jobs) - allowed}"
     assert jobs["fe_baselines_part"] == len(plan.baseline_parts(config))

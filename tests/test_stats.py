@@ -7,6 +7,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from fesr.model_names import replica_of
+from fesr.report.accuracy_tables import wide_metric_table
+from fesr.report.cost_table import pareto_front
 from fesr.report.stats import (
     format_interval,
     interval_by,
@@ -14,7 +17,7 @@ from fesr.report.stats import (
     paired_difference,
     seed_spread,
 )
-from fesr.report.tables import average_seeds, pareto_front, seed_of, wide_metric_table
+from fesr.report.tidy import average_seeds
 
 # t_{0.975, 3} from a printed t table; s of [1, 2, 3, 4] is sqrt(5/3).
 T_0975_3 = 3.182446305
@@ -109,9 +112,9 @@ def test_seed_spread_of_the_per_seed_means():
 
 
 def test_seed_names_and_per_map_average():
-    assert seed_of("nhcsr-seed2") == ("nhcsr", 2)
-    assert seed_of("nhcsr-no_scs") == ("nhcsr-no_scs", 0)
-    assert seed_of("nhcsr-seed0") == ("nhcsr-seed0", 0)  # seed 0 is the plain name
+    assert replica_of("nhcsr-seed2") == ("nhcsr", 2)
+    assert replica_of("nhcsr-no_scs") == ("nhcsr-no_scs", 0)
+    assert replica_of("nhcsr-seed0") == ("nhcsr-seed0", 0)  # seed 0 is the plain name
     rows = [
         {"split": "t", "method": m, "scale": 2, "sample": k, "mse": v}
         for m, vals in (("liif", [1.0, 2.0]), ("liif-seed1", [3.0, 6.0]))

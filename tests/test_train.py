@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from synthetic_data import write_dataset
 
-from fesr import model_names
+from fesr import model_names, train_plan
 from fesr.checkpoint import load_checkpoint, load_model
 from fesr.coords import sample_cells, sample_nodal
 from fesr.data import u_scale
@@ -183,9 +183,10 @@ def test_bicubic_writes_checkpoint_and_one_row_history(config, data_dir, tmp_pat
 
 
 def test_cli_with_config_json(config, data_dir, tmp_path):
-    """The workflow's entry point, in a subprocess with the real CLI (bicubic: no test method)."""
+    """The workflow's entry point, in a subprocess with the real CLI, on the train_config.json the
+    workflow writes (bicubic: no test method)."""
     cfg_path = tmp_path / "cfg.json"
-    cfg_path.write_text(json.dumps(config))
+    cfg_path.write_text(json.dumps(train_plan.train_config("bicubic", config)))
     out = tmp_path / "cli"
     args = ["--config-json", str(cfg_path), "--data", str(data_dir), "--out", str(out)]
     cmd = [sys.executable, "-m", "fesr.train", "--model", "bicubic", *args, "--threads", "1"]
@@ -201,6 +202,26 @@ def test_cli_with_config_json(config, data_dir, tmp_path):
         )
 
 
+def test_cli_validates_the_config_with_the_schema_before_any_work(config, data_dir, tmp_path):
+    """A train_config.json lacking a required key, or with a value out of range, is refused with
+    every error on one line (the schema's messages), and nothing is written."""
+    cfg = copy.deepcopy(train_plan.train_config("bicubic", config))
+    del cfg["training"]["lr"]
+    cfg["training"]["batch_size"] = 0
+    cfg_path = tmp_path / "cfg.json"
+    cfg_path.write_text(json.dumps(cfg))
+    out = tmp_path / "refused"
+    cmd = [sys.executable, "-m", "fesr.train", "--model", "bicubic", "--config-json"]
+    cmd += [str(cfg_path), "--data", str(data_dir), "--out", str(out)]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert res.returncode == 2, res.stderr
+    line = res.stderr.strip().splitlines()[-1]
+    assert "training.lr: missing" in line and "training.batch_size: 0" in line
+    assert not out.exists()
+    # the sections a train_config.json leaves out by design are no error
+    assert train_plan.train_config_errors(train_plan.train_config("bicubic", config)) == []
+
+
 def test_dataloader_workers_give_the_same_run(config, data_dir, tmp_path):
     """Batches are a pure function of the iteration: 2 workers == in-process loading."""
     config["training"]["iterations"] = 6
@@ -211,7 +232,7 @@ def test_dataloader_workers_give_the_same_run(config, data_dir, tmp_path):
 
 
 def test_patch_training_resumes_exactly_and_preload_changes_nothing(config, data_dir, tmp_path):
-    """Patch batches (issue 9) keep the bitwise resume; the in-memory split gives the same run
+    """Patch batches keep the bitwise resume; the in-memory split gives the same run
     as the lazy reader (preload_mb 0: nothing fits, the NetCDF files are read per sample)."""
     config["training"].update(iterations=12, patch=32, val_every=4, checkpoint_every=4)
     whole = load_checkpoint(_run("tinytest", config, data_dir, tmp_path / "whole"))

@@ -1,46 +1,18 @@
-"""The whole DAG of the tiny preset, run by the real Snakemake in a temporary working directory:
-every table and figure file appears, each table has a row per configured method and a column per
-configured scale, `table1` rebuilds alone without re-running training or prediction, and
-`snakemake --report` gathers everything into one HTML file.
+"""The whole DAG of the tiny preset, run by the real Snakemake in a temporary working directory
+(the session's ``tiny_run``, tests/conftest.py): every table and figure file appears, each table
+has a row per configured method and a column per configured scale, and `table1` rebuilds alone
+without re-running training or prediction. The HTML report: tests/test_report_html.py.
 """
-
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from tiny_dag import snakemake
 
 from fesr.evaluate import plan
-from fesr.report.tables import LR_BASELINES
-
-ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+from fesr.report.accuracy_tables import LR_BASELINES
 
 # the whole tiny DAG (about 20 models, 100 predictions) takes 10-20 min on 2 busy cores
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3000)]
-
-
-def snakemake(work: Path, *args, timeout=1500) -> subprocess.CompletedProcess:
-    # targets and options first: everything after --configfile is read as a config file
-    cmd = [str(SNAKEMAKE), *args, "-s", str(ROOT / "Snakefile"), "-d", str(work), "--cores", "2"]
-    cmd += ["--configfile", str(ROOT / "config.yaml"), str(ROOT / "workflow/presets/tiny.yaml")]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.run(
-        cmd, capture_output=True, text=True, timeout=timeout, env=env, check=False
-    )
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, tiny_config):
-    work = tmp_path_factory.mktemp("dag")
-    res = snakemake(work)
-    if res.returncode != 0:
-        logs = sorted((work / "results" / "logs").rglob("*.log"), key=os.path.getmtime)
-        tail = logs[-1].read_text()[-3000:] if logs else ""
-        pytest.fail(f"tiny DAG failed:\n{res.stderr[-5000:]}\n--- last log ---\n{tail}")
-    return work
 
 
 def test_every_table_and_figure_exists(tiny_run, tiny_config):
@@ -89,7 +61,7 @@ def test_tables_have_a_row_per_method_and_a_column_per_scale(tiny_run, tiny_conf
 
 
 def test_one_evaluation_job_per_model_and_split(tiny_run, tiny_config):
-    """Issue 10: a (model, split) is predicted by one job for all its scales; the staging
+    """A (model, split) is predicted by one job for all its scales; the staging
     directory is gone and every (model, split, scale) file is published."""
     jobs = plan.evaluation_jobs(tiny_config)
     bench = tiny_run / "results" / "benchmarks" / "predict"
@@ -109,17 +81,10 @@ def test_table1_rebuilds_alone(tiny_run):
     upstream += list((tiny_run / "results" / "data").rglob("*.nc"))
     before = {p: p.stat().st_mtime_ns for p in upstream}
     table1.unlink()
-    res = snakemake(tiny_run, "table1")
+    # with the results page, which quotes Table I
+    res = snakemake(tiny_run, "table1", "results/RESULTS.md")
     assert res.returncode == 0, res.stderr[-3000:]
     assert table1.is_file()
     assert {p: p.stat().st_mtime_ns for p in upstream} == before, "table1 re-ran upstream jobs"
     again = snakemake(tiny_run, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
-
-
-def test_report_gathers_everything(tiny_run):
-    res = snakemake(tiny_run, "--report", "results/report.html")
-    assert res.returncode == 0, res.stderr[-3000:]
-    html = (tiny_run / "results" / "report.html").read_text(errors="replace")
-    for name in ("table1.csv", "table_cost.csv", "fig1.png", "fig_cost.png"):
-        assert name in html

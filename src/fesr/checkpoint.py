@@ -3,13 +3,15 @@
 Keys: ``format`` / ``version`` (tag), ``model_name``, ``method``, ``model_cfg`` (the output of
 ``resolve_model_config``: enough to rebuild the model), ``state_dict``, ``optimizer``,
 ``scheduler``, ``iteration`` (completed steps), ``complete``, ``rng`` (torch, cuda, numpy,
-python), ``sampler``, ``u_scale``, ``contrast``, ``config_hash``, ``train_config``, ``history``
+python), ``sampler``, ``u_scale``, ``contrast``, ``physics`` (E, contrast, p_high, source of the
+data trained on), ``config_hash``, ``train_config``, ``history``
 (float64 tensor, one row per step: iteration, loss, val_loss, lr, seconds).
 Only tensors and plain Python containers are stored, so no pickled class is ever trusted.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -79,14 +81,22 @@ def current_umask() -> int:
 
 def save_checkpoint(path, **content) -> Path:
     """Write ``content`` (plus the format tag) to ``path`` atomically: a temporary file in the same
-    directory, then ``os.replace``, so an interruption never leaves a half-written checkpoint."""
+    directory, then ``os.replace``, so an interruption never leaves a half-written checkpoint. On
+    any exception the temporary file is removed, and a failure of the file system (full,
+    read-only) is a ``fesr.cli.OutputError`` naming ``path`` and the cause, not torch's
+    "file write failed"."""
+    from fesr.cli import OutputError, remove_quietly, write_failure
+
     path = Path(path)
     missing = [k for k in REQUIRED_KEYS if k not in content]
     if missing:
         raise ValueError(f"save_checkpoint({path}): missing keys {missing}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, **content}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise (write_failure(err, path) or OutputError(path, err.errno or errno.EIO)) from None
     try:
         # mkstemp creates mode 0600; give the file the mode open() would (0666 less the umask),
         # so group members of a shared project can read the models like every other output.
@@ -96,8 +106,11 @@ def save_checkpoint(path, **content) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as err:
+        failure = write_failure(err, path, tmp) if isinstance(err, Exception) else None
+        remove_quietly(tmp)
+        if failure is not None:
+            raise failure from None
         raise
     return path
 

@@ -10,13 +10,28 @@ state (weights, optimizer, scheduler, RNGs, history) goes to ``{out}/resume.pt``
 the same config resumes from it exactly, because the batch stream is a pure function of the
 iteration. The history's first row (iteration 0) is the validation loss of the untrained model.
 At the end ``{out}/checkpoint.pt`` and ``{out}/history.csv`` are written and the
-resume file removed. Deterministic on CPU for a given seed and thread count.
+resume file removed. Deterministic on CPU for a given seed and thread count. A model with nothing
+to learn (bicubic) runs the same loop for zero iterations: its history is the one row of the
+untrained model.
 
-Patch training (``training.patch``, issue 9): training batches are P x P crops of the fields
+The config is the validated pipeline config or a model's train_config.json
+(``fesr.train_plan.train_config``): every key is read as it is, with no fallback; the schema
+holds the required keys and defaults, and ``main`` runs its validation
+(``fesr.train_plan.train_config_errors``) before any work.
+
+Patch training (``training.patch``): training batches are P x P crops of the fields
 (``fesr.data.sampling``); validation stays on whole fields, as evaluation does. The train and val
 splits are held in memory as float32 when each fits ``training.preload_mb`` (else the decoded
 sample cache of ``cache_mb`` is used). history.csv has the columns iteration, loss, val_loss, lr,
 seconds, then every key of the dict ``training_loss`` returns (e.g. l1, scs), in first-seen order.
+
+Physics variants (``fesr.model_names``): a model with an ``h1``/``energy`` token trains with
+``fesr.element_loss.training_loss_with_elements``: its method's own loss plus the config's
+``physics_loss`` weight times the element-gradient term G on ``physics_loss.elements`` sampled HR
+elements per sample (logged as the column ``h1`` or ``energy``; the validation loss stays the L1
+of every model). A model with a ``hom`` token reads ``u_x1_geometric.nc`` as its LR field in the
+train and val splits (``input_field``, recorded in the checkpoint's ``data``). Both settings enter
+the run hash only for such a model, so every other model's hash and batches are what they were.
 """
 
 from __future__ import annotations
@@ -45,25 +60,15 @@ from fesr.checkpoint import (
     set_rng_states,
 )
 from fesr.cli import MissingInputError, UsageError, check_match, run_main
-from fesr.data.dataset import SplitReader, u_scale
+from fesr.data.dataset import SplitReader, check_lr_file_mean, lr_field_path, u_scale
 from fesr.data.sampling import BatchBuilder, TrainBatches, validation_batches
-from fesr.model_names import training_seed
+from fesr.element_loss import check_element_loss, training_loss_with_elements
+from fesr.model_names import DEFAULT_INPUT_FIELD, DEFAULT_LOSS, training_seed
 from fesr.models.base import SRModel
 from fesr.models.registry import build_from_resolved, parse_model_name, resolve_model_config
+from fesr.train_plan import element_loss_settings, train_config_errors
 
 HISTORY_COLUMNS = ["iteration", "loss", "val_loss", "lr", "seconds"]
-REQUIRED_TRAINING = (
-    "batch_size",
-    "iterations",
-    "lr",
-    "lr_milestones",
-    "lr_gamma",
-    "sample_q",
-    "train_scales",
-    "val_every",
-    "val_samples",
-    "checkpoint_every",
-)
 # Keys that do not change what is learned: a run may resume across a change of these.
 RUNTIME_KEYS = (
     "device",
@@ -73,7 +78,6 @@ RUNTIME_KEYS = (
     "val_samples",
     "preload_mb",
 )
-DEFAULT_PRELOAD_MB = 2048
 
 
 def set_threads(threads: int) -> None:
@@ -88,15 +92,6 @@ def _to(batch: dict, device) -> dict:
     return {
         k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()
     }
-
-
-def _check_training(tcfg: dict) -> None:
-    missing = [k for k in REQUIRED_TRAINING if k not in tcfg]
-    if missing:
-        raise ValueError(f"config 'training' lacks {missing}")
-    for key in ("batch_size", "iterations", "sample_q", "val_every", "checkpoint_every"):
-        if int(tcfg[key]) < 1:
-            raise ValueError(f"training.{key} must be >= 1, got {tcfg[key]}")
 
 
 @torch.no_grad()
@@ -183,6 +178,13 @@ class Run:
     out_dir: Path
     stop_at: int | None = None
     progress: bool = True
+    loss_mode: str = DEFAULT_LOSS  # fesr.element_loss.LOSS_MODES
+    loss_weight: float = 0.0  # of the element-gradient term (loss_mode other than l1)
+
+    @property
+    def iterations(self) -> int:
+        """The configured iterations; none for a model with nothing to learn."""
+        return int(self.tcfg["iterations"]) if self.params else 0
 
     @property
     def final_path(self) -> Path:
@@ -210,31 +212,80 @@ def train(
 ) -> Path:
     """Train ``model_name`` on ``data_dir``'s train split; returns ``{out_dir}/checkpoint.pt``.
 
-    ``stop_at`` ends the run after that many completed iterations, leaving the resume file as an
-    interruption would (tests, time-boxed jobs). ``cache_mb`` bounds the decoded-sample cache
-    used when a split does not fit ``training.preload_mb``.
+    ``config``: validated (``main`` does it). ``stop_at`` ends the run after that many completed
+    iterations, leaving the resume file as an interruption would (tests, time-boxed jobs).
+    ``cache_mb`` bounds the decoded-sample cache used when a split does not fit
+    ``training.preload_mb``.
     """
     tcfg = dict(config["training"])
-    _check_training(tcfg)
     # replica k of a model ({model}-seed{k}) trains with the config seed + k; the data keep theirs
-    seed = training_seed(model_name, config.get("seed", 0))
-    contrast = [float(c) for c in config["physics"]["contrast"]]
+    seed = training_seed(model_name, config["seed"])
     model_cfg = resolve_model_config(model_name, config)
-    dev = resolve_device(device or tcfg.get("device", "auto"))
+    element_loss = element_loss_settings(model_name, config)
+    check_element_loss(model_cfg["method"], *element_loss)
+    input_field = model_cfg.get("input_field", DEFAULT_INPUT_FIELD)
+    dev = resolve_device(device or tcfg["device"])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    final_path, resume_path = out_dir / "checkpoint.pt", out_dir / "resume.pt"
-    history_path = out_dir / "history.csv"
-
     train_scales = [float(a) for a in tcfg["train_scales"]]
     scale = u_scale(data_dir, train_scales)
-    cache = int(cache_mb) << 20
-    train_reader = SplitReader(data_dir, "train", [1, *train_scales], cache_bytes=cache)
-    val_reader = SplitReader(data_dir, "val", [1, *train_scales], cache_bytes=0)
-    budget = int(tcfg.get("preload_mb", DEFAULT_PRELOAD_MB)) << 20
+    train_reader, val_reader = open_splits(
+        data_dir, train_scales, tcfg["preload_mb"], cache_mb, input_field
+    )
+    try:
+        check_shapes(config, data_dir, (train_reader, val_reader))
+        chash = run_hash(model_cfg, tcfg, seed, scale, len(train_reader), element_loss)
+        final_path = out_dir / "checkpoint.pt"
+        if is_trained(final_path, chash):
+            print(f"{final_path}: already trained with this config; nothing to do")
+            return final_path
+        with deterministic_on_cpu(dev):
+            seed_everything(seed)
+            run = build_run(
+                model_name,
+                model_cfg,
+                config,
+                dev,
+                data_dir,
+                (train_reader, val_reader),
+                scale,
+                seed,
+                chash,
+                out_dir,
+                element_loss,
+            )
+            run.stop_at, run.progress = stop_at, progress
+            return _loop(run)
+    finally:
+        train_reader.close()
+        val_reader.close()
+
+
+def open_splits(
+    data_dir, train_scales, preload_mb: int, cache_mb: int, input_field: str = DEFAULT_INPUT_FIELD
+):
+    """The train and val readers at scale 1 (the LR file of ``input_field``) and the training
+    scales, held in memory as float32 when each fits ``preload_mb`` (the train split first); else
+    train decodes through a cache of ``cache_mb``."""
+    train_reader = SplitReader(
+        data_dir,
+        "train",
+        [1, *train_scales],
+        cache_bytes=int(cache_mb) << 20,
+        input_field=input_field,
+    )
+    val_reader = SplitReader(
+        data_dir, "val", [1, *train_scales], cache_bytes=0, input_field=input_field
+    )
+    budget = int(preload_mb) << 20
     if train_reader.preload(budget):
         val_reader.preload(budget - train_reader.nbytes())
-    for reader in (train_reader, val_reader):
+    return train_reader, val_reader
+
+
+def check_shapes(config: dict, data_dir, readers) -> None:
+    """Every split has the config's coefficient grid E and LR node count."""
+    for reader in readers:
         if (
             reader.E != int(config["physics"]["E"])
             or reader.node_sizes[1] != int(config["lr_n"]) + 1
@@ -243,130 +294,164 @@ def train(
                 f"{data_dir}/{reader.split}: E={reader.E}, LR nodes {reader.node_sizes[1]}; the "
                 f"config expects E={config['physics']['E']}, lr_n={config['lr_n']}"
             )
+
+
+def run_hash(
+    model_cfg: dict,
+    tcfg: dict,
+    seed: int,
+    scale: float,
+    n_train: int,
+    element_loss: tuple = (DEFAULT_LOSS, 0.0, 0),
+) -> str:
+    """The hash of everything that decides what is learned (``RUNTIME_KEYS`` left out): a
+    finished run or a resume file with another hash belongs to another run. ``element_loss``
+    (mode, weight, elements; ``fesr.train_plan.element_loss_settings``) enters only when the mode
+    is not l1, and ``input_field`` through ``model_cfg`` only when set: a model without physics
+    tokens hashes the dict it always did."""
     learned = {k: v for k, v in tcfg.items() if k not in RUNTIME_KEYS}
-    chash = config_hash(
-        {
-            "model_cfg": model_cfg,
-            "training": learned,
-            "seed": seed,
-            "u_scale": scale,
-            "n_train": len(train_reader),
-        }
-    )
+    facts = {
+        "model_cfg": model_cfg,
+        "training": learned,
+        "seed": seed,
+        "u_scale": scale,
+        "n_train": n_train,
+    }
+    mode, weight, elements = element_loss
+    if mode != DEFAULT_LOSS:
+        facts["physics_loss"] = {"weight": float(weight), "elements": int(elements)}
+    return config_hash(facts)
 
-    if final_path.exists():
-        try:
-            done = load_checkpoint(final_path)
-        except ValueError:
-            done = None
-        if done is not None and done.get("complete") and done.get("config_hash") == chash:
-            print(f"{final_path}: already trained with this config; nothing to do")
-            return final_path
 
+def is_trained(final_path: Path, chash: str) -> bool:
+    """A complete checkpoint of the run ``chash`` is at ``final_path``."""
+    if not final_path.exists():
+        return False
+    try:
+        done = load_checkpoint(final_path)
+    except ValueError:
+        return False
+    return bool(done.get("complete")) and done.get("config_hash") == chash
+
+
+@contextlib.contextmanager
+def deterministic_on_cpu(dev: torch.device):
+    """Bitwise determinism on CPU, restored afterwards. On the GPU some kernels (grid_sample's
+    backward) have no deterministic version, and forcing the others only costs speed: left to
+    cuDNN's defaults."""
     prev_det = torch.are_deterministic_algorithms_enabled()
     prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    # Bitwise determinism on CPU. On the GPU some kernels (grid_sample's backward) have no
-    # deterministic version, and forcing the others only costs speed: left to cuDNN's defaults.
     if dev.type == "cpu":
         torch.use_deterministic_algorithms(True)
     try:
-        torch.manual_seed(seed)
-        np.random.seed(seed % 2**32)
-        random.seed(seed)
-        model = build_from_resolved(model_cfg).to(dev)
-        full_field = bool(getattr(model, "needs_full_field", False))
-        builder = BatchBuilder(
-            train_reader,
-            scale,
-            contrast,
-            model.uses_coefficient,
-            tcfg["sample_q"],
-            full_field=full_field,
-            patch=tcfg.get("patch"),
-        )
-        val_builder = BatchBuilder(  # whole fields, as evaluation
-            val_reader,
-            scale,
-            contrast,
-            model.uses_coefficient,
-            tcfg["sample_q"],
-            full_field=full_field,
-        )
-        val_batches = validation_batches(val_builder, train_scales, tcfg["val_samples"], seed)
-        common = dict(
-            model_name=model_name,
-            method=model_cfg["method"],
-            model_cfg=model_cfg,
-            u_scale=scale,
-            contrast=contrast,
-            config_hash=chash,
-            train_config=tcfg,
-            seed=seed,
-            data={
-                "dir": str(data_dir),
-                "n_train": len(train_reader),
-                "n_val": len(val_reader),
-                "E": train_reader.E,
-                "lr_n": train_reader.node_sizes[1] - 1,
-            },
-        )
-        params = [p for p in model.parameters() if p.requires_grad]
-        if not params:  # bicubic: nothing to learn; record its validation loss once
-            t0 = time.perf_counter()
-            val = validation_loss(model, val_batches, dev, seed)
-            rows = torch.tensor(
-                [[0, math.nan, val, 0.0, time.perf_counter() - t0]], dtype=torch.float64
-            )
-            save_checkpoint(
-                final_path,
-                **common,
-                state_dict=model.state_dict(),
-                optimizer={},
-                scheduler={},
-                iteration=0,
-                complete=True,
-                rng=rng_states(),
-                sampler={},
-                history=rows,
-                seconds=float(rows[0, 4]),
-            )
-            write_history(history_path, rows)
-            resume_path.unlink(missing_ok=True)
-            return final_path
-        run = Run(
-            name=model_name,
-            model=model,
-            params=params,
-            tcfg=tcfg,
-            device=dev,
-            builder=builder,
-            val_batches=val_batches,
-            seed=seed,
-            common=common,
-            out_dir=out_dir,
-            stop_at=stop_at,
-            progress=progress,
-        )
-        return _loop(run)
+        yield
     finally:
         torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
-        train_reader.close()
-        val_reader.close()
+
+
+def seed_everything(seed: int) -> None:
+    """The torch, numpy and python RNGs (model initialisation and ``training_loss`` draw)."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def build_run(
+    model_name,
+    model_cfg,
+    config,
+    dev,
+    data_dir,
+    readers,
+    scale,
+    seed,
+    chash,
+    out_dir,
+    element_loss=(DEFAULT_LOSS, 0.0, 0),
+) -> Run:
+    """The model (initialised from the seeded RNG), its training batch builder (with
+    ``element_loss``'s sampled elements), the fixed validation batches (whole fields, as
+    evaluation, no elements) and the checkpoint's metadata."""
+    mode, weight, elements = element_loss
+    tcfg = dict(config["training"])
+    train_reader, val_reader = readers
+    train_scales = [float(a) for a in tcfg["train_scales"]]
+    contrast = [float(c) for c in config["physics"]["contrast"]]
+    model = build_from_resolved(model_cfg).to(dev)
+    full_field = bool(getattr(model, "needs_full_field", False))
+    builder = BatchBuilder(
+        train_reader,
+        scale,
+        contrast,
+        model.uses_coefficient,
+        tcfg["sample_q"],
+        full_field=full_field,
+        patch=tcfg["patch"],
+        elements=elements if mode != DEFAULT_LOSS else 0,
+    )
+    val_builder = BatchBuilder(
+        val_reader,
+        scale,
+        contrast,
+        model.uses_coefficient,
+        tcfg["sample_q"],
+        full_field=full_field,
+    )
+    val_batches = validation_batches(val_builder, train_scales, tcfg["val_samples"], seed)
+    common = dict(
+        model_name=model_name,
+        method=model_cfg["method"],
+        model_cfg=model_cfg,
+        u_scale=scale,
+        contrast=contrast,
+        physics=dict(config["physics"]),  # predict and metrics check data against it
+        config_hash=chash,
+        train_config=tcfg,
+        seed=seed,
+        data={
+            "dir": str(data_dir),
+            "n_train": len(train_reader),
+            "n_val": len(val_reader),
+            "E": train_reader.E,
+            "lr_n": train_reader.node_sizes[1] - 1,
+            "input_field": train_reader.input_field,
+        },
+    )
+    if mode != DEFAULT_LOSS:
+        common["physics_loss"] = {"loss": mode, "weight": float(weight), "elements": int(elements)}
+    return Run(
+        name=model_name,
+        model=model,
+        params=[p for p in model.parameters() if p.requires_grad],
+        tcfg=tcfg,
+        device=dev,
+        builder=builder,
+        val_batches=val_batches,
+        seed=seed,
+        common=common,
+        out_dir=out_dir,
+        loss_mode=mode,
+        loss_weight=float(weight),
+    )
 
 
 def _loop(run: Run) -> Path:
     model, tcfg, dev, seed, common = run.model, run.tcfg, run.device, run.seed, run.common
     final_path, resume_path = run.final_path, run.resume_path
-    iterations = int(tcfg["iterations"])
+    iterations = run.iterations
     # fused: one kernel for all parameters (5x faster than the per-tensor loop on the CPU for
-    # these ~50 small tensors); deterministic like the loop
-    opt = torch.optim.Adam(run.params, lr=float(tcfg["lr"]), fused=True)
-    sched = torch.optim.lr_scheduler.MultiStepLR(
-        opt, milestones=[int(m) for m in tcfg["lr_milestones"]], gamma=float(tcfg["lr_gamma"])
+    # these ~50 small tensors); deterministic like the loop. Nothing to learn: no optimizer.
+    opt = torch.optim.Adam(run.params, lr=float(tcfg["lr"]), fused=True) if run.params else None
+    sched = (
+        torch.optim.lr_scheduler.MultiStepLR(
+            opt, milestones=[int(m) for m in tcfg["lr_milestones"]], gamma=float(tcfg["lr_gamma"])
+        )
+        if opt is not None
+        else None
     )
     stream = TrainBatches(run.builder, tcfg["train_scales"], tcfg["batch_size"], seed)
     start, history, seconds = 0, History(), 0.0
-    if resume_path.exists():
+    if resume_path.exists() and opt is not None:
         try:
             # on the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest
             state = load_checkpoint(resume_path, map_location="cpu")
@@ -387,8 +472,8 @@ def _loop(run: Run) -> Path:
         elif state is not None:
             print(f"{resume_path}: trained with another config; starting afresh", file=sys.stderr)
     stop = iterations if run.stop_at is None else min(iterations, int(run.stop_at))
-    amp = bool(tcfg.get("amp", False)) and dev.type == "cuda"
-    workers = int(tcfg.get("num_workers", 0))
+    amp = bool(tcfg["amp"]) and dev.type == "cuda"
+    workers = int(tcfg["num_workers"])
     stream.start, stream.stop = start, stop
     batches = (
         torch.utils.data.DataLoader(
@@ -400,21 +485,24 @@ def _loop(run: Run) -> Path:
             # torch RNG that training_loss uses (resume and worker count would change results)
             generator=torch.Generator().manual_seed(seed),
         )
-        if workers > 0
+        if workers > 0 and stop > start
         else iter(stream)
     )
+
+    def lr() -> float:
+        return opt.param_groups[0]["lr"] if opt is not None else 0.0
 
     def save(path, it, complete):
         save_checkpoint(
             path,
             **common,
             state_dict=model.state_dict(),
-            optimizer=opt.state_dict(),
-            scheduler=sched.state_dict(),
+            optimizer=opt.state_dict() if opt is not None else {},
+            scheduler=sched.state_dict() if sched is not None else {},
             iteration=it,
             complete=complete,
             rng=rng_states(),
-            sampler=stream.state_dict(),
+            sampler=stream.state_dict() if opt is not None else {},
             history=history.tensor(),
             history_columns=list(history.columns),
             seconds=seconds,
@@ -436,15 +524,17 @@ def _loop(run: Run) -> Path:
         # validation RNG is forked, so the training stream is unchanged
         val = validation_loss(model, run.val_batches, dev, seed)
         seconds, t_last = time.perf_counter() - t_last, time.perf_counter()
-        history.append([0, math.nan, val, opt.param_groups[0]["lr"], seconds], {})
+        history.append([0, math.nan, val, lr(), seconds], {})
         if not run.progress or not tty:
             print(f"iteration 0/{iterations}: val_loss {val:.4g} (untrained)", flush=True)
     for it, cpu_batch in zip(range(start, stop), batches, strict=False):
         batch = _to(cpu_batch, dev)
-        lr_now = opt.param_groups[0]["lr"]
+        lr_now = lr()
         opt.zero_grad(set_to_none=True)
         with torch.autocast("cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext():
-            loss, logs = model.training_loss(batch, step=it)
+            loss, logs = training_loss_with_elements(
+                model, batch, step=it, mode=run.loss_mode, weight=run.loss_weight
+            )
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"{common['model_name']}: non-finite training loss {float(loss)} at iteration {it}"
@@ -510,7 +600,7 @@ def check_train_inputs(model: str, config: dict, data_dir: Path, out_dir: Path, 
         resolve_model_config(model, config)
     except (ValueError, KeyError) as err:
         raise UsageError(str(err).strip("'\"")) from None
-    resolve_device(device or config["training"].get("device", "auto"))
+    resolve_device(device or config["training"]["device"])
     out_dir = Path(out_dir)
     try:
         parse_model_name(out_dir.name)
@@ -526,13 +616,15 @@ def check_train_inputs(model: str, config: dict, data_dir: Path, out_dir: Path, 
                 continue  # unreadable: training replaces it, as it always did
             check_match("model", ("--model", model), (str(out_dir / name), have))
     expect = {
-        "seed": int(config.get("seed", 0)),
+        "seed": int(config["seed"]),
         "E": int(config["physics"]["E"]),
         "contrast": [float(c) for c in config["physics"]["contrast"]],
     }
-    scales = [*(int(a) for a in config["training"]["train_scales"]), 1]
+    scales = [int(a) for a in config["training"]["train_scales"]]
+    input_field = resolve_model_config(model, config).get("input_field", DEFAULT_INPUT_FIELD)
     for split in ("train", "val"):
         files = [(data_dir / split / f"u_x{a}.nc", a) for a in scales]
+        files += [(lr_field_path(data_dir, split, input_field), 1)]
         files += [(data_dir / split / "coefficient.nc", None)]
         for path, alpha in files:
             if not path.is_file():
@@ -541,6 +633,11 @@ def check_train_inputs(model: str, config: dict, data_dir: Path, out_dir: Path, 
                 )
             attrs = {k: _plain(v) for k, v in _nc_attrs(path).items()}
             src = f"dataset file {path}"
+            if alpha == 1:
+                try:
+                    check_lr_file_mean(path, attrs.get("effective_mean"), input_field)
+                except ValueError as err:
+                    raise UsageError(f"model '{model}': {err}") from None
             if "split" in attrs:
                 check_match("split", (f"folder {data_dir / split}", split), (src, attrs["split"]))
             if alpha is not None and "alpha" in attrs:
@@ -579,6 +676,10 @@ def main(argv=None) -> int:
             config = load_config(args.preset)
         except (OSError, ValueError) as err:
             raise UsageError(f"--preset {args.preset}: {err}") from None
+    errors = train_config_errors(config)
+    if errors:
+        source = args.config_json or args.preset
+        raise UsageError(f"{source}: invalid configuration: " + "; ".join(errors))
     check_train_inputs(args.model, config, args.data, args.out, args.device)
     if args.threads:
         set_threads(args.threads)

@@ -9,6 +9,7 @@ BENCH = "results/benchmarks"
 ENV_FEM = "../../envs/fem.yaml"
 ENV_TORCH = "../../envs/torch.yaml"
 ENV_REPORT = "../../envs/report.yaml"
+ENV_FEM_TORCH = "../../envs/fem_torch.yaml"
 # The `gpu` resource of training and inference jobs: 1 each where they will use a GPU (they queue
 # for the profile's `resources: gpu=N`), 0 on a CPU-only machine, where one-thread jobs run side
 # by side on the cores (fesr.train_plan.gpu_request).

@@ -1,9 +1,10 @@
 # Evaluation (SPEC 4): predictions on the HR node grids, tidy per-sample metrics per
 # (model, split, scale), the FE baselines of table_cost and the complexity of each method.
 # Which (model, split, scale) are predicted follows from the tables and figures: see
-# src/fesr/evaluate/plan.py (pure Python, the helpers of this file and report.smk).
+# src/fesr/evaluate/plan.py (pure Python, the helpers of this file and the report rules).
 import functools
 
+from fesr.evaluate import computed_plan
 from fesr.evaluate import plan as eval_plan
 
 METRICS = eval_plan.METRICS
@@ -21,7 +22,8 @@ evaluation_targets = functools.partial(eval_plan.evaluation_targets, config)
 # reads and `snakemake table1` still runs only what Table I needs.
 rule predict:
     input:
-        lr=f"{DATA}/{{split}}/u_x1.nc",
+        # the LR field the model was trained on (u_x1_geometric.nc for a hom model)
+        lr=lambda w: train_plan.lr_data_path(w.split, w.model),
         coef=f"{DATA}/{{split}}/coefficient.nc",
         ckpt=f"{MODELS}/{{model}}/checkpoint.pt",
         refs=lambda w: [
@@ -88,9 +90,12 @@ rule evaluated_scale:
 rule fe_baselines_part:
     input:
         ref=f"{DATA}/{{split}}/u_x{{alpha}}.nc",
+        coef=f"{DATA}/{{split}}/coefficient.nc",
         coarse=lambda w: eval_plan.coarse_data(config, w.split, w.alpha),
         # the LR solves with a geometric / harmonic mean coefficient (homogenization baselines)
         homogenized=lambda w: list(eval_plan.homogenized_data(w.split).values()),
+        # LOD, the FE solver stopped early, corrected SR (workflow/rules/computed_baselines.smk)
+        computed=lambda w: computed_plan.computed_inputs(config, w.split, w.alpha),
         # u_scale (the normalisation constant) of the checkpoints, recorded in every prediction
         norm=lambda w: eval_plan.prediction_path(
             eval_plan.table1_methods(config)[0], w.split, w.alpha
@@ -108,17 +113,25 @@ rule fe_baselines_part:
             f"{mean}={path}"
             for mean, path in eval_plan.homogenized_data(w.split).items()
         ),
+        computed=lambda w: eval_plan.words(
+            f"{name}={path}"
+            for name, path in computed_plan.computed_rows(
+                config, w.split, w.alpha
+            ).items()
+        ),
     shell:
-        "python -m fesr.evaluate.cost --split {wildcards.split} --scale {wildcards.alpha}"
-        " --reference {input.ref} --coarse {input.coarse}"
-        " --homogenized {params.homogenized} --u-scale-from {input.norm}"
+        "python -m fesr.evaluate.fe_baselines --split {wildcards.split} --scale {wildcards.alpha}"
+        " --reference {input.ref} --coarse {input.coarse} --coefficient {input.coef}"
+        " --homogenized {params.homogenized} --computed {params.computed}"
+        " --u-scale-from {input.norm}"
         " --out {output} > {log} 2>&1"
 
 
 rule complexity_part:
     input:
         ckpt=f"{MODELS}/{{model}}/checkpoint.pt",
-        lr=f"{DATA}/{FIGURE_SPLIT}/u_x1.nc",
+        # the model's own LR field, which its checks (fesr.evaluate.predict) require
+        lr=lambda w: train_plan.lr_data_path(FIGURE_SPLIT, w.model),
         coef=f"{DATA}/{FIGURE_SPLIT}/coefficient.nc",
         preds=lambda w: [
             eval_plan.prediction_path(w.model, FIGURE_SPLIT, s) for s in EVAL_SCALES

@@ -1,4 +1,4 @@
-# Training (issue 3): one `train` job per model name, e.g. results/models/nhcsr-no_scs/checkpoint.pt.
+# Training: one `train` job per model name, e.g. results/models/nhcsr-no_scs/checkpoint.pt.
 # The part of the config a model depends on goes to results/models/{model}/train_config.json,
 # rewritten only when that part changes (params trigger), so the CLI gets no config on its command
 # line and unrelated config edits retrain nothing. Helpers: src/fesr/train_plan.py.
@@ -30,7 +30,8 @@ rule model_config:
 rule train:
     input:
         cfg=f"{MODELS}/{{model}}/train_config.json",
-        data=train_plan.train_data_files(config),
+        # the model's LR file: u_x1_geometric.nc for a hom model, u_x1.nc for the others
+        data=lambda wildcards: train_plan.train_data_files(config, wildcards.model),
     output:
         checkpoint=f"{MODELS}/{{model}}/checkpoint.pt",
         history=f"{MODELS}/{{model}}/history.csv",

@@ -21,6 +21,9 @@ have unshare || need+=(util-linux)
 # tests/test_dolfinx_modern.py runs fesr.fem on DOLFINx 0.9/0.11 in a Debian 13 chroot that
 # workflow/scripts/build_trixie_chroot.sh makes with debootstrap.
 have debootstrap || need+=(debootstrap)
+# tests/test_report_html.py looks at the HTML report in headless Chromium (with a font to draw
+# its text).
+have chromium || need+=(chromium fonts-dejavu-core)
 if [ ${#need[@]} -gt 0 ]; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)

@@ -6,6 +6,14 @@ variable), so memory stays bounded however large the split is; an optional LRU c
 samples, bounded in bytes, saves re-decompressing the HR fields every epoch. When the whole split
 fits a stated budget, ``preload`` holds it in memory as float32 arrays instead (read in blocks of
 samples, so the peak stays the arrays plus one block), and every read is a view of them.
+
+Input field (``input_field``): which LR solve the reader serves as scale 1, i.e. what the encoder
+and the skip see. ``lr`` is ``u_x1.nc``, the LR solve with the arithmetic mean of the covered
+coefficient cells (the L2 projection of SPEC 1); ``hom_geometric`` is ``u_x1_geometric.nc``, the
+LR solve with their geometric mean (``fesr.fem.generate solve --effective-mean geometric``, the
+exact effective conductivity of a two-phase random medium at p = 1/2). Each file's
+``effective_mean`` attribute (absent for ``u_x1.nc``) is checked against the choice, so a wrong
+file is refused on open. The HR fields and ``u_scale`` do not depend on it.
 """
 
 from __future__ import annotations
@@ -20,10 +28,41 @@ import numpy as np
 COEFFICIENT_FILE = "coefficient.nc"
 COEFFICIENT_VAR = "A"
 FIELD_VAR = "u"
+# input_field -> the effective_mean attribute of its LR file (None: the arithmetic-mean u_x1.nc)
+INPUT_FIELDS = {"lr": None, "hom_geometric": "geometric"}
+DEFAULT_INPUT_FIELD = "lr"
 
 
 def field_path(data_dir, split: str, alpha: int) -> Path:
     return Path(data_dir) / split / f"u_x{int(alpha)}.nc"
+
+
+def check_input_field(input_field) -> str:
+    if not isinstance(input_field, str) or input_field not in INPUT_FIELDS:
+        raise ValueError(
+            f"input_field must be one of {', '.join(INPUT_FIELDS)}, got {input_field!r}"
+        )
+    return input_field
+
+
+def lr_field_path(data_dir, split: str, input_field: str = DEFAULT_INPUT_FIELD) -> Path:
+    """The LR file that ``input_field`` selects: u_x1.nc or u_x1_{mean}.nc."""
+    mean = INPUT_FIELDS[check_input_field(input_field)]
+    if mean is None:
+        return field_path(data_dir, split, 1)
+    return Path(data_dir) / split / f"u_x1_{mean}.nc"
+
+
+def check_lr_file_mean(path, effective_mean, input_field: str) -> None:
+    """Refuse an LR file whose ``effective_mean`` attribute (None if absent) is not the one
+    ``input_field`` selects."""
+    want = INPUT_FIELDS[check_input_field(input_field)]
+    have = None if effective_mean is None else str(effective_mean)
+    if have != want:
+        raise ValueError(
+            f"{path}: LR field with effective_mean {have or 'none (arithmetic)'}; "
+            f"input_field '{input_field}' expects {want or 'none (arithmetic, u_x1.nc)'}"
+        )
 
 
 def coefficient_path(data_dir, split: str) -> Path:
@@ -85,11 +124,20 @@ class SplitReader:
     (n*alpha+1, n*alpha+1), both float32 numpy arrays.
 
     Files are opened on first use in each process (safe with DataLoader workers, which fork).
-    ``cache_bytes`` bounds an LRU cache of decoded samples (0 disables it).
+    ``cache_bytes`` bounds an LRU cache of decoded samples (0 disables it). ``input_field``
+    selects the file read as scale 1 (module docstring).
     """
 
-    def __init__(self, data_dir, split: str, scales, cache_bytes: int = 0):
+    def __init__(
+        self,
+        data_dir,
+        split: str,
+        scales,
+        cache_bytes: int = 0,
+        input_field: str = DEFAULT_INPUT_FIELD,
+    ):
         self.data_dir, self.split = Path(data_dir), split
+        self.input_field = check_input_field(input_field)
         self.scales = sorted({integer_scale(a) for a in scales})
         self.cache_bytes = int(cache_bytes)
         self._handles: dict = {}
@@ -104,8 +152,12 @@ class SplitReader:
             self.E = int(var.shape[-1])
         self.node_sizes = {}
         for alpha in self.scales:
-            path = field_path(data_dir, split, alpha)
+            path = self._path(alpha)
             with _open(path) as ds:
+                if alpha == 1:
+                    attrs = ds.ncattrs()
+                    mean = ds.getncattr("effective_mean") if "effective_mean" in attrs else None
+                    check_lr_file_mean(path, mean, self.input_field)
                 var = _variable(ds, FIELD_VAR, path)
                 sizes[alpha] = var.shape[0]
                 if var.shape[1] != var.shape[2]:
@@ -121,9 +173,14 @@ class SplitReader:
             for alpha, nodes in self.node_sizes.items():
                 if nodes != n * alpha + 1:
                     raise ValueError(
-                        f"{field_path(data_dir, split, alpha)}: {nodes} nodes per side; "
+                        f"{self._path(alpha)}: {nodes} nodes per side; "
                         f"expected {n * alpha + 1} = {n} * {alpha} + 1"
                     )
+
+    def _path(self, alpha: int) -> Path:
+        if alpha == 1:
+            return lr_field_path(self.data_dir, self.split, self.input_field)
+        return field_path(self.data_dir, self.split, alpha)
 
     def __len__(self) -> int:
         return self.n_samples
@@ -161,7 +218,7 @@ class SplitReader:
             if key == "coef":
                 path, name = coefficient_path(self.data_dir, self.split), COEFFICIENT_VAR
             else:
-                path, name = field_path(self.data_dir, self.split, key), FIELD_VAR
+                path, name = self._path(key), FIELD_VAR
             ds = _open(path)
             self._handles[key] = (ds, _variable(ds, name, path))
         return self._handles[key][1]

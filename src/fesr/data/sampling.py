@@ -14,7 +14,7 @@ Batch dict (values divided by the dataset constant ``u_scale``):
 * ``hr`` (B, 1, m+1, m+1), the whole HR field, only with ``full_field=True`` (IDM);
 * ``index`` (B,) the sample indices (int64), for debugging and tests.
 
-Patch batches (``patch=P``, issue 9, the LIIF family's practice): each sample is cropped to a
+Patch batches (``patch=P``, the LIIF family's practice): each sample is cropped to a
 square of P x P coefficient cells, P a multiple of E / n so that it covers p = P n / E whole LR
 cells, at a position drawn per sample and aligned to the LR cells. The batch then holds the crop
 of the whole field's conditioning image (d(X) is computed on the whole field, then cropped, so a
@@ -25,6 +25,25 @@ feature pixels is the same as on the whole field. ``hr`` is the HR field cropped
 ``patch_origin`` (B, 2) int64 holds the LR node (row i0, column j0) of the patch's first node: LR
 node (i, j) of the patch is whole-field node (i0 + i, j0 + j). Whole-field batches (``patch``
 None) hold origin (0, 0) and draw nothing for it, so their stream is unchanged.
+
+Element batches (``elements=M`` > 0, the element-gradient loss of ``fesr.element_loss``): per
+sample, M distinct random HR elements of the (patch) field (with replacement only where it has
+fewer), drawn from the same generator after every other draw of the batch, so the keys above are
+the same with and without them. Element e of an m x m (patch) mesh is the square of lower-left
+node (i, j) = divmod(e, m); its corners are ordered a (i, j), b (i, j+1), c (i+1, j+1),
+d (i+1, j): counter-clockwise from the lower left, (x, y) = (0,0), (1,0), (1,1), (0,1) in units
+of h. The batch then also holds
+
+* ``element_coords`` (B, M, 4, 2): the corner nodes, the same network coordinates as ``coords``
+  (patch-local with a patch); ``element_target`` (B, M, 4): the HR field there;
+* ``element_coefficient`` (B, M): the coefficient on the element, the area-weighted mean of the
+  coefficient cells it covers (``element_coefficients``): the cell's value when the HR mesh is
+  at least as fine as the coefficient grid (n alpha >= E, nested), else the arithmetic mean of
+  the (E / (n alpha))^2 cells it covers, the L2 projection the HR solve itself uses (SPEC 1);
+  at n alpha < E the A-weighted element energy is then mean(A) int |grad v|^2, not the exact
+  int A |grad v|^2 (grad v varies inside the element);
+* ``element_h``: the element side 1 / (n alpha) in physical units (float);
+* ``element_index`` (B, M) int64: flat element index i * m + j of the (patch) field.
 """
 
 from __future__ import annotations
@@ -38,6 +57,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from fesr.coords import hr_cell, node_coords
 from fesr.data.conditioning import make_inputs
 from fesr.data.dataset import SplitReader, integer_scale
+from fesr.fem.discretisation import projection_matrix
 
 _STREAM_TRAIN, _STREAM_EPOCH, _STREAM_VAL = 1, 2, 3
 
@@ -45,6 +65,64 @@ _STREAM_TRAIN, _STREAM_EPOCH, _STREAM_VAL = 1, 2, 3
 @lru_cache(maxsize=8)
 def _grid(m: int) -> torch.Tensor:
     return node_coords(m)
+
+
+@lru_cache(maxsize=8)
+def _projection(mesh_n: int, E: int) -> np.ndarray:
+    return projection_matrix(mesh_n, E)
+
+
+def element_corner_nodes(elements, m: int) -> np.ndarray:
+    """Flat node indices (..., 4) of the corners a, b, c, d (module docstring) of the elements
+    with flat indices ``elements`` (i * m + j) on an m x m mesh of (m+1)^2 nodes."""
+    i, j = np.divmod(np.asarray(elements, dtype=np.int64), m)
+    a = i * (m + 1) + j
+    return np.stack([a, a + 1, a + m + 2, a + m + 1], axis=-1)
+
+
+def element_coefficients(coefficient: np.ndarray, mesh_n: int, rows, cols) -> np.ndarray:
+    """The coefficient on the elements (rows[k], cols[k]) of a mesh_n x mesh_n mesh of the unit
+    square: the area-weighted mean of the E x E coefficient cells each covers, i.e. the entries of
+    ``fesr.fem.solver.project_coefficient(A, mesh_n)`` there, computed for those elements only."""
+    A = np.asarray(coefficient, dtype=np.float64)
+    mesh_n, E = int(mesh_n), A.shape[-1]
+    rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+    if mesh_n % E == 0:  # nested, every element inside one cell: the cell's value, exactly
+        r = mesh_n // E
+        return A[rows // r, cols // r]
+    P = _projection(mesh_n, E)  # (mesh_n, E), rows sum to 1
+    return ((P[rows] @ A) * P[cols]).sum(axis=-1)
+
+
+def sample_elements(
+    rng: np.random.Generator,
+    field: np.ndarray,
+    coefficient: np.ndarray,
+    m: int,
+    count: int,
+    node_origin=(0, 0),
+) -> dict:
+    """``count`` distinct random elements of the m x m (patch) mesh whose node (0, 0) is the
+    whole-field HR node ``node_origin`` (row, column); ``field`` is the whole HR field
+    (N+1, N+1), ``coefficient`` the whole E x E map. Returns numpy arrays: ``index`` (count,),
+    ``nodes`` (count, 4) flat (patch) node indices of the corners, ``target`` (count, 4),
+    ``coefficient`` (count,). With replacement only if count exceeds m^2."""
+    N = field.shape[-1] - 1
+    i0, j0 = (int(v) for v in node_origin)
+    if not (0 <= i0 and 0 <= j0 and i0 + m <= N and j0 + m <= N):
+        raise ValueError(
+            f"a {m} x {m} patch at HR node {(i0, j0)} does not fit the {N} x {N} HR mesh"
+        )
+    index = rng.choice(m * m, size=int(count), replace=int(count) > m * m)
+    nodes = element_corner_nodes(index, m)
+    ni, nj = np.divmod(nodes, m + 1)
+    ei, ej = np.divmod(index, m)
+    return {
+        "index": index,
+        "nodes": nodes,
+        "target": field[i0 + ni, j0 + nj],
+        "coefficient": element_coefficients(coefficient, N, i0 + ei, j0 + ej),
+    }
 
 
 class BatchBuilder:
@@ -59,12 +137,16 @@ class BatchBuilder:
         sample_q: int,
         full_field: bool = False,
         patch: int | None = None,
+        elements: int = 0,
     ):
         if 1 not in reader.scales:
             raise ValueError(f"split '{reader.split}' must include the LR field u_x1")
         self.reader, self.u_scale = reader, float(u_scale)
         self.contrast, self.use_coefficient = tuple(contrast), bool(use_coefficient)
         self.sample_q, self.full_field = int(sample_q), bool(full_field)
+        if isinstance(elements, bool) or int(elements) != elements or elements < 0:
+            raise ValueError(f"elements per sample must be an integer >= 0, got {elements!r}")
+        self.elements = int(elements)
         self.n = reader.node_sizes[1] - 1
         self.E = int(reader.E)
         self.patch, self.patch_lr = None, self.n  # patch side in coefficient cells, in LR cells
@@ -90,7 +172,7 @@ class BatchBuilder:
             origin = rng.integers(0, self.n - p + 1, size=(B, 2), dtype=np.int64)
         m = p * alpha  # HR cells per side of the (patch) field
         n_nodes = (m + 1) ** 2
-        lr, image, hr, q_idx, target = [], [], [], [], []
+        lr, image, hr, q_idx, target, fields = [], [], [], [], [], []
         for k, (i0, j0) in zip(indices, origin * alpha, strict=True):
             lr_k = torch.from_numpy(self.reader.field(1, k)) / self.u_scale
             lr.append(lr_k)
@@ -103,6 +185,8 @@ class BatchBuilder:
             target.append(u[i0 + qi, j0 + qj])
             if self.full_field:
                 hr.append(u[i0 : i0 + m + 1, j0 : j0 + m + 1])
+            if self.elements:
+                fields.append(u)
         q_idx = torch.from_numpy(np.stack(q_idx))  # (B, Q)
         target = torch.from_numpy(np.stack(target)).unsqueeze(-1) / self.u_scale
         # d(X) on the whole field first: a patch pixel is then exactly the whole-field pixel
@@ -120,7 +204,26 @@ class BatchBuilder:
         )
         if self.full_field:
             batch["hr"] = torch.from_numpy(np.stack(hr)).unsqueeze(1) / self.u_scale
+        if self.elements:  # after every other draw: the keys above do not depend on it
+            batch.update(self._elements(indices, fields, origin * alpha, alpha, m, rng))
         return batch
+
+    def _elements(self, indices, fields, node_origins, alpha: int, m: int, rng) -> dict:
+        """The element keys of the module docstring for one batch."""
+        drawn = [
+            sample_elements(rng, u, self.reader.coefficient(k), m, self.elements, origin)
+            for k, u, origin in zip(indices, fields, node_origins, strict=True)
+        ]
+        nodes = torch.from_numpy(np.stack([d["nodes"] for d in drawn]))  # (B, M, 4)
+        target = np.stack([d["target"] for d in drawn]).astype(np.float32)
+        coefficient = np.stack([d["coefficient"] for d in drawn]).astype(np.float32)
+        return {
+            "element_coords": _grid(m)[nodes],  # (B, M, 4, 2)
+            "element_target": torch.from_numpy(target) / self.u_scale,
+            "element_coefficient": torch.from_numpy(coefficient),
+            "element_h": 1.0 / (self.n * alpha),
+            "element_index": torch.from_numpy(np.stack([d["index"] for d in drawn])),
+        }
 
     def _image(self, k: int, lr: torch.Tensor) -> torch.Tensor:
         """Sample k's whole-field encoder input (C, E, E) from its normalised LR field; computed

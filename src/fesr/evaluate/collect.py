@@ -1,32 +1,17 @@
 """Concatenate tidy per-part CSV files into one (metrics.csv, fe_baselines.csv, complexity.csv).
 
-``python -m fesr.evaluate.collect --out results/metrics/metrics.csv PART.csv ...``
+``python -m fesr.evaluate.collect --out results/metrics/metrics.csv PART.csv ...``; the parts are
+read by ``fesr.report.tidy.read_parts``, as every table reads them.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-
-import pandas as pd
 
 from fesr.cli import USER_ERRORS, run_main
 from fesr.evaluate.io import write_csv_atomic
-
-
-def collect(paths) -> pd.DataFrame:
-    frames = []
-    for p in paths:
-        if not Path(p).is_file():
-            raise FileNotFoundError(f"part file '{p}' does not exist")
-        try:
-            frames.append(pd.read_csv(p))
-        except Exception as err:
-            raise ValueError(f"part file '{p}' cannot be read as CSV: {err}") from None
-    if not frames:
-        raise ValueError("collect: no part files given")
-    return pd.concat(frames, ignore_index=True)
+from fesr.report.tidy import read_parts
 
 
 def main(argv=None) -> None:
@@ -34,7 +19,7 @@ def main(argv=None) -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("parts", nargs="+")
     a = ap.parse_args(argv)
-    write_csv_atomic(collect(a.parts), a.out)
+    write_csv_atomic(read_parts(a.parts, "part"), a.out)
 
 
 if __name__ == "__main__":

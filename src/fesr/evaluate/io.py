@@ -1,7 +1,9 @@
 """Reading the NetCDF fields of the pipeline with errors that name the offending file.
 
 Every evaluation step reads one sample at a time (``read_sample``) so that a split of
-2049 x 2049 fields is never held in memory at once.
+2049 x 2049 fields is never held in memory at once. Outputs are written through
+``fesr.cli.atomic_output`` (``write_csv_atomic``): never a partial file, never a temporary one
+left behind, and a full or read-only disk said as such.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from fesr.cli import MissingInputError, UsageError
+from fesr.cli import MissingInputError, UsageError, atomic_output, check_match
 
 
 class FieldFileError(UsageError):
@@ -51,6 +53,77 @@ def read_sample(ds: xr.Dataset, k: int, var: str = "u") -> np.ndarray:
         raise FieldFileError(f"'{src}': reading {var}[sample={k}] failed: {err}") from None
 
 
+def check_finite(ds: xr.Dataset, var: str, what: str) -> None:
+    """FieldFileError naming the file and the first samples when ``var`` holds NaN or inf
+    (read one sample at a time)."""
+    bad = [
+        k
+        for k in range(ds.sizes.get("sample", 1))
+        if not np.isfinite(read_sample(ds, k, var)).all()
+    ]
+    if bad:
+        src = ds.encoding.get("source", "<unknown file>")
+        raise FieldFileError(
+            f"{what} '{src}': {var} holds NaN or inf in {len(bad)} sample(s) (first: "
+            f"{bad[:5]}); expected finite values"
+        )
+
+
+# The physics every data file, prediction and checkpoint records: inputs of one run must agree.
+PHYSICS_KEYS = ("E", "contrast", "p_high", "source", "lr_n")
+
+
+def _plain(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _physics(values: dict) -> dict:
+    """The physics keys present in ``values``, as comparable Python values."""
+    out = {}
+    for key in PHYSICS_KEYS:
+        v = _plain(values.get(key))
+        if v is None:
+            continue
+        if key == "contrast":
+            out[key] = [float(c) for c in np.atleast_1d(v)]
+        elif key in ("E", "lr_n"):
+            out[key] = int(v)
+        else:
+            out[key] = float(v)
+    return out
+
+
+def file_physics(ds: xr.Dataset) -> dict:
+    """The physics attributes of a data or prediction file; a field file without ``lr_n``
+    gives it as its mesh size ``n`` over its scale ``alpha``."""
+    attrs = dict(ds.attrs)
+    if "lr_n" not in attrs and "n" in attrs and "alpha" in attrs:
+        attrs["lr_n"] = int(_plain(attrs["n"])) // int(_plain(attrs["alpha"]))
+    return _physics(attrs)
+
+
+def checkpoint_physics(ckpt: dict) -> dict:
+    """The physics a checkpoint was trained on: its contrast, its model's E and lr_n, and the
+    rest of its ``physics`` where it records them."""
+    cfg = ckpt.get("model_cfg") or {}
+    values = {**(ckpt.get("physics") or {}), "E": cfg.get("E"), "lr_n": cfg.get("lr_n")}
+    values["contrast"] = ckpt.get("contrast")
+    return _physics(values)
+
+
+def check_physics(named: list[tuple[str, dict]]) -> None:
+    """UsageError naming both sides at the first physics key two sources disagree on; ``named``:
+    (source, ``file_physics`` / ``checkpoint_physics``) pairs. A key a source lacks is skipped."""
+    for key in PHYSICS_KEYS:
+        have = [(src, values[key]) for src, values in named if key in values]
+        for other in have[1:]:
+            check_match(key, have[0], other)
+
+
 def check_same_grid(pred: xr.Dataset, ref: xr.Dataset) -> None:
     """Prediction and reference must share samples and the physical node coordinates."""
     psrc, rsrc = pred.encoding.get("source"), ref.encoding.get("source")
@@ -77,6 +150,5 @@ def atomic_target(out) -> Path:
 
 
 def write_csv_atomic(df, out) -> None:
-    tmp = atomic_target(out)
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, out)
+    with atomic_output(out) as tmp:
+        df.to_csv(tmp, index=False)

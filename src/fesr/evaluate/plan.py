@@ -1,5 +1,5 @@
 """Pure-Python planning of evaluation and report (no torch): imported by workflow/rules/evaluate.smk
-and report.smk.
+and the report rules (report_tables.smk, report_figures.smk).
 
 Which (model, split, scale) are predicted follows from what the tables and figures need:
 table1 methods and their seed replicas (``report.table1_seeds``) on every evaluation split and

@@ -21,20 +21,29 @@ for each sample, identical for every scale, so a rerun gives the same fields.
 
 Inputs are cross-checked before any output is opened; a mismatch is refused in one line naming
 both sides, exit 2 (``fesr.cli``): ``--model`` against the checkpoint's model; the LR file's mesh
-size against the checkpoint's ``lr_n`` and its ``alpha`` attribute against 1; the coefficient
-map size against the checkpoint's ``E``; the split and seed attributes of LR, coefficient and
-reference files against each other and ``--split``; sample counts; every scale a power of two
->= 2, matching a ``u_x{alpha}`` output name and its reference's ``alpha`` and mesh size.
+size against the checkpoint's ``lr_n``, its ``alpha`` attribute against 1 and its
+``effective_mean`` attribute against the checkpoint's ``input_field`` (``u_x1.nc`` for ``lr``,
+``u_x1_geometric.nc`` for a ``hom`` model, ``fesr.data.dataset``); the coefficient
+map size against the checkpoint's ``E``; the physics (E, contrast, p_high, source, lr_n:
+``fesr.evaluate.io.PHYSICS_KEYS``) of the LR, coefficient and reference files against each other
+and the checkpoint's; the split and seed attributes of LR, coefficient and reference files
+against each other and ``--split``; sample counts; every scale a power of two >= 2, matching a
+``u_x{alpha}`` output name and its reference's ``alpha`` and mesh size. NaN or inf in the LR
+fields, the coefficients or the checkpoint's ``u_scale`` is refused the same way. The
+prediction files record the inputs' physics, which ``fesr.evaluate.metrics`` checks against the
+reference's. Outputs are written through ``fesr.cli.atomic_output``: a failure leaves no file.
 """
 
 from __future__ import annotations
 
 import argparse
 import inspect
+import math
 import os
 import re
 import sys
 import time
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -45,9 +54,24 @@ import torch
 from tqdm import tqdm
 
 from fesr.checkpoint import resolve_device
-from fesr.cli import MissingInputError, UsageError, check_match, run_main
+from fesr.cli import (
+    MissingInputError,
+    UsageError,
+    atomic_output,
+    check_match,
+    close_quietly,
+    run_main,
+)
 from fesr.coords import node_positions
-from fesr.evaluate.io import atomic_target, open_fields, read_sample, write_csv_atomic
+from fesr.evaluate.io import (
+    check_finite,
+    check_physics,
+    checkpoint_physics,
+    file_physics,
+    open_fields,
+    read_sample,
+    write_csv_atomic,
+)
 from fesr.evaluate.memory import PeakMemory
 from fesr.models.base import hr_size
 
@@ -73,6 +97,15 @@ def sample_seed(seed: int, sample: int) -> int:
 
 def create_output(path, m: int, samples: np.ndarray, attrs: dict) -> netCDF4.Dataset:
     nc = netCDF4.Dataset(path, "w", format="NETCDF4")
+    try:
+        _define_output(nc, m, samples, attrs)
+    except BaseException:
+        close_quietly(nc)
+        raise
+    return nc
+
+
+def _define_output(nc, m: int, samples: np.ndarray, attrs: dict) -> None:
     nc.createDimension("sample", len(samples))
     nc.createDimension("y", m + 1)
     nc.createDimension("x", m + 1)
@@ -96,7 +129,6 @@ def create_output(path, m: int, samples: np.ndarray, attrs: dict) -> netCDF4.Dat
         v = nc.createVariable(name, "f8", ("sample",))
         v.long_name = doc
     nc.setncatts({k: (str(v) if isinstance(v, bool | type(None)) else v) for k, v in attrs.items()})
-    return nc
 
 
 # -- input cross-checks (before any output is opened) ---------------------------------------------
@@ -126,6 +158,21 @@ def check_scales(alphas, outs) -> None:
             check_match("scale", ("--alpha", alpha), (f"--out {out}", int(named.group(1))))
 
 
+def check_input_field(a, ckpt, lr_ds) -> None:
+    """The LR file is the solve the model was trained on: its ``effective_mean`` attribute is the
+    one of the checkpoint's ``input_field`` (``lr`` for a checkpoint without one)."""
+    from fesr.data.dataset import check_lr_file_mean
+
+    data = ckpt.get("data") if isinstance(ckpt.get("data"), dict) else {}
+    input_field = data.get("input_field") or (ckpt.get("model_cfg") or {}).get("input_field")
+    try:
+        check_lr_file_mean(
+            f"LR data file {a.lr_data}", _attr(lr_ds, "effective_mean"), input_field or "lr"
+        )
+    except ValueError as err:
+        raise UsageError(f"{err} (checkpoint {a.checkpoint})") from None
+
+
 def check_inputs(a, ckpt, lr_ds, coef_ds) -> str | None:
     """Every cross-check of the module docstring; returns the split (None if nothing names it)."""
     check_match("model", ("--model", a.model), (f"checkpoint {a.checkpoint}", ckpt["model_name"]))
@@ -136,6 +183,7 @@ def check_inputs(a, ckpt, lr_ds, coef_ds) -> str | None:
         raise UsageError(
             f"{lr_src} is the field at alpha {lr_alpha}, not the LR field (alpha 1, u_x1.nc)"
         )
+    check_input_field(a, ckpt, lr_ds)
     n = int(lr_ds["u"].shape[-1]) - 1
     if cfg.get("lr_n") is not None:
         check_match(
@@ -154,6 +202,20 @@ def check_inputs(a, ckpt, lr_ds, coef_ds) -> str | None:
         (lr_src, int(lr_ds["u"].shape[0])),
         (coef_src, int(coef_ds["A"].shape[0])),
     )
+    check_physics(
+        [
+            (lr_src, file_physics(lr_ds)),
+            (coef_src, file_physics(coef_ds)),
+            (f"checkpoint {a.checkpoint}", checkpoint_physics(ckpt)),
+        ]
+    )
+    u_scale = ckpt["u_scale"]
+    if not isinstance(u_scale, int | float) or not math.isfinite(u_scale) or u_scale <= 0:
+        raise UsageError(
+            f"checkpoint {a.checkpoint}: u_scale {u_scale!r}; expected a finite number > 0"
+        )
+    check_finite(lr_ds, "u", "LR data file")
+    check_finite(coef_ds, "A", "coefficient file")
     sources = [(lr_src, lr_ds), (coef_src, coef_ds)]
     split = a.split
     for key in ("split", "seed"):
@@ -167,8 +229,9 @@ def check_inputs(a, ckpt, lr_ds, coef_ds) -> str | None:
     return split
 
 
-def open_references(a, n, split, nsamp) -> list:
-    """The reference data files of --reference, checked against scale, mesh, split and samples."""
+def open_references(a, n, split, nsamp, physics: dict) -> list:
+    """The reference data files of --reference, checked against scale, mesh, split, samples and
+    the LR file's ``physics``."""
     out = []
     try:
         for alpha, path in zip(a.alpha, a.reference, strict=True):
@@ -185,6 +248,7 @@ def open_references(a, n, split, nsamp) -> list:
             if split is not None and _attr(ds, "split") is not None:
                 check_match("split", ("the inputs", split), (src, _attr(ds, "split")))
             check_match("number of samples", ("the inputs", nsamp), (src, int(ds["u"].shape[0])))
+            check_physics([(f"LR data file {a.lr_data}", physics), (src, file_physics(ds))])
     except BaseException:
         for ds in out:
             ds.close()
@@ -230,11 +294,14 @@ def predict_split(a) -> None:
         if a.reference is not None:
             if split is None:
                 raise UsageError("--reference needs --split (no input file names its split)")
-            refs = open_references(a, n, split, nsamp)
+            refs = open_references(a, n, split, nsamp, file_physics(lr_ds))
         samples = (
             np.asarray(lr_ds["sample"].values) if "sample" in lr_ds.coords else np.arange(nsamp)
         )
-        _write_predictions(a, model, ckpt, make_inputs, lr_ds, coef_ds, samples, n, split, dev)
+        physics = {**checkpoint_physics(ckpt), **file_physics(lr_ds), **file_physics(coef_ds)}
+        _write_predictions(
+            a, model, ckpt, make_inputs, (lr_ds, coef_ds), samples, n, split, dev, physics
+        )
     finally:
         lr_ds.close()
         coef_ds.close()
@@ -244,19 +311,19 @@ def predict_split(a) -> None:
         from fesr.evaluate.metrics import prediction_metrics
 
         for alpha, out, ref, part in zip(a.alpha, a.out, a.reference, a.metrics_out, strict=True):
-            write_csv_atomic(prediction_metrics(out, ref, a.model, split, alpha), part)
+            write_csv_atomic(
+                prediction_metrics(out, ref, a.coefficient, a.model, split, alpha), part
+            )
 
 
-def _write_predictions(a, model, ckpt, make_inputs, lr_ds, coef_ds, samples, n, split, dev):
-    u_scale = float(ckpt["u_scale"])
-    takes_state, takes_seed = _predict_kwargs(model)
+def _write_predictions(a, model, ckpt, make_inputs, inputs_ds, samples, n, split, dev, physics):
     sizes = [hr_size(n, alpha) for alpha in a.alpha]
     base_attrs = {
         "model": a.model,
         "method": getattr(model, "method", "?"),
         "checkpoint": str(a.checkpoint),
         "lr_n": int(n),
-        "u_scale": u_scale,
+        "u_scale": float(ckpt["u_scale"]),
         "lr_data": str(a.lr_data),
         "coefficient": str(a.coefficient),
         "device": str(dev),
@@ -267,69 +334,75 @@ def _write_predictions(a, model, ckpt, make_inputs, lr_ds, coef_ds, samples, n, 
     }
     if split is not None:
         base_attrs["split"] = str(split)
-    tmps = [atomic_target(out) for out in a.out]
-    files = []
-    done = False
-    try:
-        for alpha, m, tmp in zip(a.alpha, sizes, tmps, strict=True):
-            attrs = base_attrs | {"alpha": int(alpha), "n": int(m)}
-            files.append(create_output(tmp, m, samples, attrs))
-        label = " ".join(f"x{alpha}" for alpha in a.alpha)
-        for k in tqdm(range(len(samples)), desc=f"predict {a.model} {label}"):
-            lr = torch.as_tensor(read_sample(lr_ds, k) / u_scale, dtype=torch.float32)
-            coef = torch.as_tensor(read_sample(coef_ds, k, "A"), dtype=torch.float32)
-            inputs = make_inputs(
-                lr[None, None].to(dev),
-                coef[None, None].to(dev),
-                model.uses_coefficient,
-                ckpt.get("contrast"),
-            )
-            seed = sample_seed(a.seed, samples[k])
-            with torch.inference_mode():
-                state, enc_seconds, enc_peak, enc_resident = None, 0.0, 0.0, 0.0
-                if takes_state:
-                    before = _resident_bytes(dev)
-                    with PeakMemory(dev) as pm:
-                        _sync(dev)
-                        t0 = time.perf_counter()
-                        state = model.encode(inputs)
-                        _sync(dev)
-                        enc_seconds = time.perf_counter() - t0
-                    enc_peak = pm.peak_mb
-                    enc_resident = max(0.0, (_resident_bytes(dev) - before) / 2**20)
-                for alpha, m, nc in zip(a.alpha, sizes, files, strict=True):
-                    kwargs = {"chunk": a.chunk}
-                    if takes_state:
-                        kwargs["state"] = state
-                    if takes_seed:
-                        kwargs["seed"] = seed
-                    torch.manual_seed(seed)  # any other stochastic part: reproducible too
-                    with PeakMemory(dev) as pm:
-                        _sync(dev)
-                        t0 = time.perf_counter()
-                        pred = model.predict(inputs, alpha, **kwargs)
-                        _sync(dev)
-                        seconds = time.perf_counter() - t0
-                    field = pred[0].to("cpu", torch.float64).numpy() * u_scale
-                    if field.shape != (m + 1, m + 1):
-                        raise ValueError(
-                            f"model '{a.model}' predicted shape {field.shape} at x{alpha}, "
-                            f"expected {(m + 1, m + 1)}"
-                        )
-                    nc["u"][k] = field.astype(np.float32)
-                    nc["seconds"][k] = enc_seconds + seconds
-                    nc["peak_mb"][k] = max(enc_peak, enc_resident + pm.peak_mb)
-                    del pred, field
-                del state
-        done = True
-    finally:
+    base_attrs |= {k: v for k, v in physics.items() if k != "lr_n"}
+    with ExitStack() as outputs:
+        tmps = [outputs.enter_context(atomic_output(out)) for out in a.out]
+        files = []
+        try:
+            for alpha, m, tmp in zip(a.alpha, sizes, tmps, strict=True):
+                attrs = base_attrs | {"alpha": int(alpha), "n": int(m)}
+                files.append(create_output(tmp, m, samples, attrs))
+            _predict_samples(a, model, ckpt, make_inputs, inputs_ds, samples, dev, sizes, files)
+        except BaseException:
+            for nc in files:
+                close_quietly(nc)
+            raise
         for nc in files:
-            nc.close()
-        if not done:
-            for tmp in tmps:
-                tmp.unlink(missing_ok=True)  # never leave a half-written prediction behind
-    for tmp, out in zip(tmps, a.out, strict=True):
-        os.replace(tmp, out)
+            nc.close()  # a full disk may show first here; atomic_output then removes every file
+
+
+def _predict_samples(a, model, ckpt, make_inputs, inputs_ds, samples, dev, sizes, files):
+    """Every sample at every scale, appended to the open prediction files."""
+    lr_ds, coef_ds = inputs_ds
+    u_scale = float(ckpt["u_scale"])
+    takes_state, takes_seed = _predict_kwargs(model)
+    label = " ".join(f"x{alpha}" for alpha in a.alpha)
+    for k in tqdm(range(len(samples)), desc=f"predict {a.model} {label}"):
+        lr = torch.as_tensor(read_sample(lr_ds, k) / u_scale, dtype=torch.float32)
+        coef = torch.as_tensor(read_sample(coef_ds, k, "A"), dtype=torch.float32)
+        inputs = make_inputs(
+            lr[None, None].to(dev),
+            coef[None, None].to(dev),
+            model.uses_coefficient,
+            ckpt.get("contrast"),
+        )
+        seed = sample_seed(a.seed, samples[k])
+        with torch.inference_mode():
+            state, enc_seconds, enc_peak, enc_resident = None, 0.0, 0.0, 0.0
+            if takes_state:
+                before = _resident_bytes(dev)
+                with PeakMemory(dev) as pm:
+                    _sync(dev)
+                    t0 = time.perf_counter()
+                    state = model.encode(inputs)
+                    _sync(dev)
+                    enc_seconds = time.perf_counter() - t0
+                enc_peak = pm.peak_mb
+                enc_resident = max(0.0, (_resident_bytes(dev) - before) / 2**20)
+            for alpha, m, nc in zip(a.alpha, sizes, files, strict=True):
+                kwargs = {"chunk": a.chunk}
+                if takes_state:
+                    kwargs["state"] = state
+                if takes_seed:
+                    kwargs["seed"] = seed
+                torch.manual_seed(seed)  # any other stochastic part: reproducible too
+                with PeakMemory(dev) as pm:
+                    _sync(dev)
+                    t0 = time.perf_counter()
+                    pred = model.predict(inputs, alpha, **kwargs)
+                    _sync(dev)
+                    seconds = time.perf_counter() - t0
+                field = pred[0].to("cpu", torch.float64).numpy() * u_scale
+                if field.shape != (m + 1, m + 1):
+                    raise ValueError(
+                        f"model '{a.model}' predicted shape {field.shape} at x{alpha}, "
+                        f"expected {(m + 1, m + 1)}"
+                    )
+                nc["u"][k] = field.astype(np.float32)
+                nc["seconds"][k] = enc_seconds + seconds
+                nc["peak_mb"][k] = max(enc_peak, enc_resident + pm.peak_mb)
+                del pred, field
+            del state
 
 
 def parse_args(argv=None) -> argparse.Namespace:

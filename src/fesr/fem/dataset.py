@@ -18,6 +18,7 @@ from pathlib import Path
 import netCDF4
 import numpy as np
 
+from fesr.cli import atomic_output, close_quietly, remove_quietly
 from fesr.fem.positions import cell_centre_positions, node_positions
 
 COMPRESSION = {"zlib": True, "complevel": 4, "shuffle": True}
@@ -74,23 +75,22 @@ def _attr(value):
 
 @contextmanager
 def atomic_dataset(path: str | os.PathLike):
-    """Open a netCDF4 Dataset at a temporary name; rename it to path only on success."""
+    """Open a netCDF4 Dataset at a temporary name; rename it to path only on success. On any
+    exception, closing the file included, the temporary file is removed, and a failure of the
+    file system is an OutputError naming ``path`` and its cause (``fesr.cli.atomic_output``)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Leftovers of a killed writer of this file (Snakemake runs one writer per output).
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
-        stale.unlink(missing_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    ds = netCDF4.Dataset(tmp, "w", format="NETCDF4")
-    try:
-        yield ds
+    if path.parent.is_dir():
+        # Leftovers of a killed writer of this file (Snakemake runs one writer per output).
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):
+            remove_quietly(stale)
+    with atomic_output(path, f".{path.name}.{os.getpid()}.tmp") as tmp:
+        ds = netCDF4.Dataset(tmp, "w", format="NETCDF4")
+        try:
+            yield ds
+        except BaseException:
+            close_quietly(ds)
+            raise
         ds.close()
-        os.replace(tmp, path)
-    except BaseException:
-        if ds.isopen():
-            ds.close()
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _define_samples(ds, samples: np.ndarray) -> None:
@@ -118,16 +118,36 @@ class FieldWriter:
         self.u.long_name = "Q1 finite element solution at the mesh nodes, u[i, j] = u(x_j, y_i)"
         self.solve_time = ds.createVariable("solve_time", "f8", ("sample",))
         self.solve_time.units = "s"
-        self.solve_time.long_name = "wall time of coefficient projection, assembly and Krylov solve"
+        self.solve_time.long_name = (
+            "wall time of coefficient projection, assembly, preconditioner set-up and Krylov solve"
+        )
+        self.setup_time = ds.createVariable("setup_time", "f8", ("sample",))
+        self.setup_time.units = "s"
+        self.setup_time.long_name = (
+            "the part of solve_time spent once per coefficient map: projection, assembly and "
+            "preconditioner set-up (the rest is the Krylov solve)"
+        )
         self.iterations = ds.createVariable("iterations", "i4", ("sample",))
         self.residual = ds.createVariable("residual", "f8", ("sample",))
-        self.residual.long_name = "final relative residual ||b - A x|| / ||b||"
+        self.residual.long_name = (
+            "true relative residual ||b - A x|| / ||b|| of the assembled system, at most the "
+            "attribute residual_limit (fesr.fem.solver)"
+        )
         for key, value in attrs.items():
             ds.setncattr(key, _attr(value))
 
-    def write(self, k: int, u: np.ndarray, solve_time: float, iterations: int, residual: float):
+    def write(
+        self,
+        k: int,
+        u: np.ndarray,
+        solve_time: float,
+        iterations: int,
+        residual: float,
+        setup_time: float = float("nan"),
+    ):
         self.u[k] = u
         self.solve_time[k] = solve_time
+        self.setup_time[k] = setup_time
         self.iterations[k] = iterations
         self.residual[k] = residual
         self.u_max = max(self.u_max, float(np.max(u)))
@@ -209,6 +229,7 @@ def merge_shards(shards, path) -> None:
                         float(h["solve_time"][local]),
                         int(h["iterations"][local]),
                         float(h["residual"][local]),
+                        float(h["setup_time"][local]) if "setup_time" in h.variables else np.nan,
                     )
                     k += 1
             out.finish()

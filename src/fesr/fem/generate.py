@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from fesr.fem import plan
-from fesr.fem.solver import COEFFICIENT_MEANS
+from fesr.fem.discretisation import COEFFICIENT_MEANS
 
 
 def load_settings(args) -> dict:
@@ -94,7 +94,7 @@ def run_solve(
     from fesr.fem.coefficients import check_contrast, check_E
     from fesr.fem.dataset import FieldWriter, atomic_dataset, read_coefficients
     from fesr.fem.parallel import solve_many
-    from fesr.fem.solver import mesh_size, solver_name
+    from fesr.fem.solver import RESIDUAL_FACTOR, SolverError, mesh_size, solver_name
 
     comm = MPI.COMM_WORLD
     physics, solver_cfg = settings["physics"], settings["solver"]
@@ -126,7 +126,10 @@ def run_solve(
     t0 = time.perf_counter()
 
     def solve_all(on_result):
-        solve_many(comm, n, samples, lambda s: maps[position[s]], on_result, decompose, options)
+        try:
+            solve_many(comm, n, samples, lambda s: maps[position[s]], on_result, decompose, options)
+        except SolverError as err:
+            raise SolverError(f"split {settings['split']}, alpha {alpha}, {err}") from None
 
     if comm.rank != 0:
         solve_all(None)
@@ -137,6 +140,7 @@ def run_solve(
         "h": 1.0 / n,
         "solver": solver_name(options["ksp_type"], options["pc_type"]),
         "tolerance": options["rtol"],
+        "residual_limit": RESIDUAL_FACTOR * options["rtol"],  # each residual is at most this
         "max_it": options["max_it"],
         "mpi_ranks": comm.size,
         "decomposed": int(decompose),
@@ -153,7 +157,12 @@ def run_solve(
 
         def on_result(s, result):
             writer.write(
-                position[s], result.u, result.solve_time, result.iterations, result.residual
+                position[s],
+                result.u,
+                result.solve_time,
+                result.iterations,
+                result.residual,
+                result.setup_time,
             )
             bar.update()
 
@@ -209,8 +218,10 @@ def main(argv=None) -> int:
                 args.effective_mean,
             )
     except (ValueError, RuntimeError, KeyError, OSError) as err:
-        kind = type(err).__name__
-        print(f"fesr.fem.generate {args.command}: {kind}: {err}", file=sys.stderr, flush=True)
+        from fesr.cli import OutputError
+
+        kind = "" if isinstance(err, OutputError) else f"{type(err).__name__}: "
+        print(f"fesr.fem.generate {args.command}: {kind}{err}", file=sys.stderr, flush=True)
         mpi = sys.modules.get("mpi4py.MPI")
         if mpi is not None and mpi.COMM_WORLD.size > 1:
             from fesr.fem.solver import SolverError

@@ -31,7 +31,10 @@ def solve_many(
         solver = Q1Solver(comm, n, **solver_options)
         try:
             for s in samples:
-                result = solver.solve(coefficient_of(s))
+                try:
+                    result = solver.solve(coefficient_of(s))
+                except SolverError as err:
+                    raise SolverError(f"sample {s}: {err}") from None
                 if comm.rank == 0:
                     on_result(s, result)
         finally:
@@ -61,7 +64,7 @@ def solve_many(
                 try:
                     payload = (mine, solver.solve(coefficient_of(mine)), None)
                 except SolverError as err:
-                    payload = (mine, None, str(err))
+                    payload = (mine, None, f"sample {mine}: {err}")
             gathered = comm.gather(payload, root=0)
             errors = None
             if comm.rank == 0:

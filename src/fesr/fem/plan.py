@@ -92,12 +92,16 @@ def shard_path(split: str, alpha: int, shard: int) -> str:
 
 
 def dataset_files(config: dict) -> list[str]:
-    """Every final dataset file of the config: coefficient.nc and u_x{alpha}.nc per split."""
+    """Every final dataset file of the config: coefficient.nc and u_x{alpha}.nc per split, and
+    u_x1_geometric.nc of train and val when a configured model trains on it (a ``hom`` model;
+    ``fesr.train_plan.homogenized_train_files``)."""
+    from fesr.train_plan import homogenized_train_files
+
     files = []
     for split, split_cfg in config["splits"].items():
         files.append(coefficient_path(split))
         files += [field_path(split, a) for a in split_cfg["scales"]]
-    return files
+    return files + homogenized_train_files(config)
 
 
 def shard_files(config: dict, split: str, alpha) -> list[str]:

@@ -85,7 +85,7 @@ class SRModel(nn.Module):
         return out.reshape(B, m + 1, m + 1)
 
     def query_grid(self, state, m: int, chunk: int) -> torch.Tensor | None:
-        """Optional fast path of ``predict`` (issue 10): the (B, m+1, m+1) field on the node grid
+        """Optional fast path of ``predict``: the (B, m+1, m+1) field on the node grid
         of an m x m mesh from ``encode``'s state, or None (the default) for the general chunked
         ``query_encoded`` loop. It must equal that loop (``tests/test_fast_predict.py``); the
         grid's structure (``fesr.models.local.grid_axis``) is what makes it cheaper. ``chunk``

@@ -30,14 +30,8 @@ import torch.nn.functional as F
 from fesr.coords import hr_cell
 from fesr.models.base import SRModel
 from fesr.models.encoders import build_encoder
-from fesr.models.local import (
-    MLP,
-    FourGrid,
-    TileMLP,
-    flatten_map,
-    four_neighbours,
-    gather,
-)
+from fesr.models.local import FourGrid, flatten_map, four_neighbours, gather
+from fesr.models.mlp import MLP, TileMLP
 from fesr.models.registry import register
 
 # Per-neighbour hidden values per tile of the fast grid path (2 MB): in L2, and few Python steps.
@@ -89,7 +83,7 @@ class LIIF(SRModel):
         return out
 
     def query_grid(self, state, m: int, chunk: int) -> torch.Tensor:
-        """The node grid, fast (issue 10): the first layer's input is proj[cell] + rel_x w_x +
+        """The node grid, fast: the first layer's input is proj[cell] + rel_x w_x +
         rel_y w_y + (cell part); on the grid rel_x depends on the column only and rel_y on the
         row only (``FourGrid``), so those terms are computed once per column / row and added by
         broadcasting, and within a band of rows sharing their cells proj[cell] + rel_x w_x is

@@ -50,17 +50,10 @@ from fesr.coords import hr_cell, sample_nodal
 from fesr.models.base import SRModel, hr_size
 from fesr.models.encoders import build_encoder
 from fesr.models.flows import ConditionalFlow
+from fesr.models.fourier import band_fourier, fourier_pairs
 from fesr.models.liif import GRID_TILE_ELEMS
-from fesr.models.local import (
-    MLP,
-    FourGrid,
-    band_fourier,
-    flatten_map,
-    four_neighbours,
-    fourier_pairs,
-    gather,
-    q1_grid,
-)
+from fesr.models.local import FourGrid, flatten_map, four_neighbours, gather, q1_grid
+from fesr.models.mlp import MLP
 from fesr.models.registry import register
 
 
@@ -90,7 +83,7 @@ class LINF(SRModel):
         self.l1_weight = float(cfg["l1_weight"])
         self.stage1_steps = int(round(float(cfg["stage1_fraction"]) * int(cfg["iterations"])))
         scales = cfg["train_scales"]
-        # smallest training cell in feature pixels: invariant under patch cropping (issue 9)
+        # smallest training cell in feature pixels: invariant under patch cropping
         self.min_cell_px = float(cfg["E"]) / (int(cfg["lr_n"]) * max(scales))
 
     # -- conditioning ---------------------------------------------------------------------------
@@ -173,8 +166,8 @@ class LINF(SRModel):
         return self._grid(state, lr, m, chunk, z_all)
 
     def _grid(self, state, lr, m: int, chunk: int, z_all) -> torch.Tensor:
-        """``query_encoded`` at every node (latents ``z_all`` (B, N, dim) or None), fast
-        (issue 10): as in LTE's grid path, fx rel_x is formed once per band of rows sharing their
+        """``query_encoded`` at every node (latents ``z_all`` (B, N, dim) or None), fast: as
+        in LTE's grid path, fx rel_x is formed once per band of rows sharing their
         cells (``FourGrid``) and the argument completed in ``conditioning``'s order, the phase
         of the constant cell once, the Q1 skip once for the grid; cos and sin go to contiguous
         buffers and the ensemble's two first-layer products to one accumulator; in a band tile

@@ -33,14 +33,17 @@ Choices where the paper and the public code leave room (all documented facts in
 * No local ensemble (as the paper's main model). The LR field is nodal, so the skip is
   ``sample_nodal(lr, x_q)``, the exact Q1 interpolant, not a cell-centred bilinear upsampling.
 
-Fast ``predict`` (issue 10): ``query_grid`` evaluates the HR node grid by ``LITStage.grid``, the
+Fast ``predict``: ``query_grid`` evaluates the HR node grid by ``LITStage.grid``, the
 same values as ``query_encoded`` on ``node_coords(m)`` (float rounding apart; ``forward`` stays
 the general path used in training). A node's window depends only on its home cell, per axis and
 clamping included, so nodes are grouped by home cell: each group's window keys and values are
 gathered once and met with one small matmul (not gathered per node); the positional bias is a
 sum of per-axis tables (one entry per node of an axis, not per node and neighbour) carried
 inside that matmul; q's bilinear weights are per axis; the constant cell is folded into the
-decoder's first bias.
+decoder's first bias. Where cells hold few nodes (CLIT's second stage at 16x: 2 x 2), a group
+spans a block of cells and meets the union of its nodes' windows, a cell outside a node's window
+masked by MASK_BIAS (``axis_groups``; the sum aggregation only), so that the products stay large
+enough to be efficient (GROUP_NODES).
 """
 
 from __future__ import annotations
@@ -55,11 +58,16 @@ import torch.nn.functional as F
 from fesr.coords import hr_cell, node_positions, sample_cells, sample_nodal, to_network
 from fesr.models.base import SRModel
 from fesr.models.encoders import build_encoder
-from fesr.models.local import MLP, flatten_map, gather, grid_axis, window_neighbours
+from fesr.models.local import flatten_map, gather, grid_axis, window_neighbours
+from fesr.models.mlp import MLP
 from fesr.models.registry import register
 
 AGGREGATIONS = ("sum", "concat")
 TILE_FLOATS = 8 * 2**20  # temporaries of one tile of the grid path (32 MB in float32)
+# A bias that no query-key product comes near: exp of it, less a row's maximum, is exactly 0 in
+# float32 (finite, unlike -inf, because it enters a matrix product against zeros).
+MASK_BIAS = -1.0e4
+GROUP_NODES = 16  # groups of the grid path span several cells until they hold this many nodes
 
 
 def cell_in_pixels(cell: torch.Tensor, H: int, W: int) -> torch.Tensor:
@@ -127,14 +135,18 @@ class AxisGroups:
     """One axis of the HR node grid against a feature-map axis, for ``LITStage.grid``.
 
     The window of a node depends only on its home cell (borders included: clamping is per
-    axis), so the nodes of one axis are cut into groups of consecutive nodes with the same home
-    cell, at most ``P`` per group (longer runs, like the border cell's extra node, are split) and
-    padded to ``P`` by repeating the group's last node (the padded copies compute the same value
-    and are written to the same node). Everything offset-dependent is per node of this axis.
+    axis), so the nodes of one axis are cut into groups of consecutive nodes whose home cells
+    lie in one block of ``span`` cells, at most ``P`` per group (longer runs, like the border
+    cell's extra node, are split) and padded to ``P`` by repeating the group's last node (the
+    padded copies compute the same value and are written to the same node). A group meets the
+    union of its nodes' windows (D = window + span - 1 cells; a cell outside a node's window
+    gets the bias MASK_BIAS, whose softmax weight is exactly 0), so that narrow cells of few
+    nodes still make groups large enough for efficient products. Everything offset-dependent is
+    per node of this axis.
     """
 
     nodes: torch.Tensor  # (Ng, P) node index along the axis
-    window: torch.Tensor  # (Ng, D) the group's window cells along the axis (clamped)
+    window: torch.Tensor  # (Ng, D) the group's window (union) cells along the axis (clamped)
     lo: torch.Tensor  # (Ng * P,) bilinear taps of q (cell-centred, border-clamped) ...
     hi: torch.Tensor
     w_lo: torch.Tensor  # (Ng * P, 1) ... and their weights
@@ -142,14 +154,17 @@ class AxisGroups:
     bias: torch.Tensor  # (Ng, heads, D, P) this axis's part of the positional bias
 
 
-def axis_groups(stage: LITStage, m: int, size: int, axis: int, device, dtype) -> AxisGroups:
+def axis_groups(
+    stage: LITStage, m: int, size: int, axis: int, device, dtype, span: int = 1
+) -> AxisGroups:
     """The node grid of an m x m mesh along one axis of a ``size``-cell map (see AxisGroups)."""
     r = stage.window // 2
     ga = grid_axis(m, size, window=stage.window, device=device, dtype=dtype)
     home = ga.index[:, r]
-    # runs of equal home cell (home is non-decreasing along the axis), cut into pieces of P
-    P = max(1, math.ceil(m / size))
-    _, counts = torch.unique_consecutive(home, return_counts=True)
+    block = home // span
+    # runs of equal block of home cells (non-decreasing along the axis), cut into pieces of P
+    P = max(1, math.ceil(m / size)) * span
+    _, counts = torch.unique_consecutive(block, return_counts=True)
     groups = []
     start = 0
     for c in counts.tolist():
@@ -169,18 +184,23 @@ def axis_groups(stage: LITStage, m: int, size: int, axis: int, device, dtype) ->
     # positional bias of this axis, as window_bias computes it (the x part carries proj.bias)
     a = ga.rel[:, r]
     offsets = (a.unsqueeze(-1) - ga.rel).round().long() + r
-    bias = stage.pos_bias.axis_bias(a, offsets, r, axis)  # (m+1, D, heads)
+    bias = stage.pos_bias.axis_bias(a, offsets, r, axis)  # (m+1, window, heads)
     if axis == 0:
         bias = stage.pos_bias.proj.bias + bias
-    bias = bias[nodes].permute(0, 3, 2, 1).contiguous()  # (Ng, heads, D, P)
+    D = stage.window + span - 1
+    # window entry e of node j sits at union position (home - block start) + e
+    pos = (home - block * span).unsqueeze(1) + torch.arange(stage.window, device=device)
+    union = bias.new_full((m + 1, D, bias.shape[-1]), MASK_BIAS)
+    union.scatter_(1, pos.unsqueeze(-1).expand_as(bias), bias)
+    cells = block[nodes[:, 0]].unsqueeze(1) * span - r + torch.arange(D, device=device)
     return AxisGroups(
         nodes=nodes,
-        window=ga.index[nodes[:, 0]],
+        window=cells.clamp_(0, size - 1),
         lo=lo,
         hi=hi,
         w_lo=1 - w_hi,
         w_hi=w_hi,
-        bias=bias,
+        bias=union[nodes].permute(0, 3, 2, 1).contiguous(),  # (Ng, heads, D, P)
     )
 
 
@@ -262,11 +282,18 @@ class LITStage(nn.Module):
         """
         B, HW, dim = maps.k.shape
         H, W, h = maps.H, maps.W, self.heads
-        d, D = dim // h, self.window
-        G = D * D
         dev, dt = maps.k.device, maps.k.dtype
-        gx = axis_groups(self, m, W, 0, dev, dt)
-        gy = axis_groups(self, m, H, 1, dev, dt)
+        # cells of few nodes: groups over blocks of cells and their union of windows (sum
+        # aggregation only: concat keeps the window's layout)
+        per_cell = max(1, math.ceil(m / max(H, W))) ** 2
+        span = 1
+        if self.aggregate == "sum":
+            while per_cell * span * span < GROUP_NODES:
+                span += 1
+        gx = axis_groups(self, m, W, 0, dev, dt, span)
+        gy = axis_groups(self, m, H, 1, dev, dt, span)
+        d, D = dim // h, gx.window.shape[1]
+        G = D * D
         Ngx, Px = gx.nodes.shape
         Ngy, Py = gy.nodes.shape
         kv = torch.cat([maps.k, maps.v], dim=-1)  # one gather for both

@@ -14,9 +14,9 @@ the ensemble is the bilinear interpolation of the per-neighbour predictions.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 
@@ -147,6 +147,130 @@ def grid_axis(m: int, size: int, window: int | None = None, device=None, dtype=t
     )
 
 
+@dataclass
+class CellAxis:
+    """One axis of the node grid of an m x m mesh, cut into *tile cells* of P = m / tiles nodes
+    (tile cell c: nodes [c P, (c + 1) P), the last one also node m), seen by a map of
+    ``size`` = r * tiles cells with a ``window``-cell neighbourhood (integer scales; r = 1 for a
+    map of the tile cells' own size, r = 2 for one pixel-shuffled by 2).
+
+    All nodes of a tile cell draw on the same few map cells: their windows lie in the cell's
+    *union* (U = r + window - 1 consecutive map cells, clamped to the map) and their bilinear
+    taps in its *patch* (r + 2 cells). Tile cells of one *kind* have equal offsets from their
+    nodes to their window cells and taps, so every offset-dependent term is computed once per
+    kind and node of a cell; the interior cells form one kind, cells whose union or patch is
+    clamped at the border kinds of their own.
+
+    * ``kind_of``: the kind of each tile cell; ``runs``: (kind, c0, c1), consecutive tile cells
+      [c0, c1) of one kind, covering the axis;
+    * per kind: ``nodes`` (P, or P + 1 for the last cell), ``slots`` (nodes, window): the union
+      position of each window cell of each node (``grid_axis``'s window, duplicates at a
+      clamped border kept apart), ``taps`` (nodes, r + 2): the bilinear weights on the patch
+      (``grid_sample``'s, border padding), ``rel`` (nodes, window): node minus window-cell
+      centre in feature pixels (``grid_axis``'s, of the kind's first cell).
+    """
+
+    P: int
+    r: int
+    size: int
+    window: int
+    kind_of: list[int]
+    runs: list[tuple[int, int, int]]
+    nodes: list[int]
+    slots: list[torch.Tensor]
+    taps: list[torch.Tensor]
+    rel: list[torch.Tensor]
+
+    @property
+    def union_size(self) -> int:
+        return self.r + self.window - 1
+
+    def union(self, c0: int, c1: int, device=None) -> torch.Tensor:
+        """Map cells (c1 - c0, U) of the unions of tile cells [c0, c1)."""
+        start = torch.arange(c0, c1, device=device) * self.r - self.window // 2
+        off = torch.arange(self.union_size, device=device)
+        return (start.unsqueeze(1) + off).clamp_(0, self.size - 1)
+
+    def patch(self, c0: int, c1: int, device=None) -> torch.Tensor:
+        """Map cells (c1 - c0, r + 2) of the patches of tile cells [c0, c1)."""
+        start = torch.arange(c0, c1, device=device) * self.r - 1
+        off = torch.arange(self.r + 2, device=device)
+        return (start.unsqueeze(1) + off).clamp_(0, self.size - 1)
+
+
+@lru_cache(maxsize=64)
+def cell_axis(m: int, tiles: int, size: int, window: int, device=None, dtype=torch.float32):
+    """The ``CellAxis`` of an m x m mesh's nodes in ``tiles`` tile cells on a ``size``-cell map,
+    or None where tile cells do not hold whole numbers of nodes (non-integer scales, m < tiles)
+    or a node's window or taps fall outside its cell's union or patch (float rounding).
+
+    Pure geometry, so cached: every field predicted at one scale shares it (read-only)."""
+    if m < tiles or m % tiles or size % tiles:
+        return None
+    from fesr.coords import node_positions, to_network
+
+    P, r, R = m // tiles, size // tiles, window // 2
+    ga = grid_axis(m, size, window, dtype=dtype)
+    geometry = CellAxis(P, r, size, window, [], [], [], [], [], [])
+    union, patch = geometry.union(0, tiles), geometry.patch(0, tiles)
+    tile = (torch.arange(m + 1) // P).clamp_(max=tiles - 1)
+    # union position of each window cell: the unclamped offset, checked against the clamped
+    # union (a clamped border node that fails is searched for below)
+    slots = ga.index[:, R : R + 1] - (tile * r - R).unsqueeze(1) + torch.arange(-R, R + 1)
+    inside = (slots >= 0) & (slots < union.shape[1])
+    found_cell = union[tile.unsqueeze(1), slots.clamp(0, union.shape[1] - 1)]
+    bad = (~inside | (found_cell != ga.index)).any(1).nonzero().flatten().tolist()
+    for j in bad:
+        cells, used = union[tile[j]].tolist(), []
+        for cell in ga.index[j].tolist():
+            pick = next((s for s in range(len(cells)) if cells[s] == cell and s not in used), None)
+            if pick is None:
+                return None
+            used.append(pick)
+        slots[j] = torch.tensor(used)
+    t = torch.as_tensor(to_network(node_positions(m)), dtype=dtype)
+    # grid_sample's source index (align_corners=False), clamped (border padding), per node
+    u = (((t + 1.0) * size - 1.0) / 2.0).clamp_(0, size - 1)
+    lo = u.floor()
+    w_hi = u - lo
+    lo = lo.long()
+    hi = (lo + 1).clamp_(max=size - 1)
+    pos = torch.stack([lo, hi], 1) - (tile * r - 1).unsqueeze(1)
+    if (pos < 0).any() or (pos >= r + 2).any():
+        return None
+    if not torch.equal(patch[tile.unsqueeze(1), pos], torch.stack([lo, hi], 1)):
+        return None
+    # a tile cell's kind: its nodes' offset classes (exact), window slots and tap positions,
+    # and its union and patch relative to the cell (clamped or not)
+    per_node = torch.cat([ga.cls.unsqueeze(1), slots, pos], 1).tolist()
+    rel_union = (union - (torch.arange(tiles) * r).unsqueeze(1)).tolist()
+    rel_patch = (patch - (torch.arange(tiles) * r).unsqueeze(1)).tolist()
+    kind_of: list[int] = []
+    first: dict[tuple, int] = {}
+    for c in range(tiles):
+        nodes = per_node[c * P : (c + 1) * P + (c == tiles - 1)]
+        signature = (tuple(map(tuple, nodes)), tuple(rel_union[c]), tuple(rel_patch[c]))
+        kind_of.append(first.setdefault(signature, len(first)))
+    runs: list[tuple[int, int, int]] = []
+    for c, kind in enumerate(kind_of):
+        if runs and runs[-1][0] == kind:
+            runs[-1] = (kind, runs[-1][1], c + 1)
+        else:
+            runs.append((kind, c, c + 1))
+    out = CellAxis(P, r, size, window, kind_of, runs, [], [], [], [])
+    for kind in range(len(first)):
+        c = kind_of.index(kind)
+        j0, j1 = c * P, (c + 1) * P + (c == tiles - 1)
+        weights = torch.zeros(j1 - j0, r + 2, dtype=dtype)
+        weights.scatter_add_(1, pos[j0:j1, :1], 1.0 - w_hi[j0:j1, None])
+        weights.scatter_add_(1, pos[j0:j1, 1:], w_hi[j0:j1, None])
+        out.nodes.append(j1 - j0)
+        out.slots.append(slots[j0:j1].to(device))
+        out.taps.append(weights.to(device))
+        out.rel.append(ga.rel[j0:j1].to(device))
+    return out
+
+
 class FourGrid:
     """``four_neighbours`` on the node grid of an m x m mesh against an H x W map, per axis.
 
@@ -220,40 +344,6 @@ class FourGrid:
             yield pending[0], pending[1], 0, n, pending[2] == 1
 
 
-def fourier_pairs(flat: torch.Tensor, K: int) -> torch.Tensor:
-    """An LTE-style map (B, HW, [amplitude cos_1..K, sin_1..K, rest]) with its amplitude
-    reordered to (cos_k, sin_k) pairs, ``band_fourier``'s layout: once per map, not per tile."""
-    amp = flat[..., : 2 * K].unflatten(-1, (2, K)).transpose(-1, -2).flatten(-2)
-    return torch.cat([amp, flat[..., 2 * K :]], dim=-1)
-
-
-def band_fourier(a, b, col, amp, out) -> torch.Tensor:
-    """amp * [cos, sin](a + b) on a band tile of R rows x C columns x 4 neighbours (LTE's and
-    LINF's Fourier basis), (R, C, 4, K, 2) interleaved (cos_k, sin_k) in ``out`` (a real buffer
-    of at least 2 R C 4 K 2 elements, the second half scratch). ``a`` (C, 4, K): the angle per
-    column and neighbour; ``b`` (R, 2 X, K): the angle per row and band cell
-    (``FourGrid.band_cells``: ``col`` (C*4,) picks a column's cells); ``amp`` broadcastable to
-    (R, C, 4, K, 2).
-
-    By angle addition, as one complex product e^{ia} e^{ib}: the trig of b is taken once per
-    band cell instead of once per column (about m / W times fewer), and the full-size work is
-    one row gather (leading-dimension ``index_select``: contiguous rows), one complex multiply
-    and the amplitude. The sums round differently from the direct argument: relative
-    differences ~1e-7 at unit frequencies, growing like |freq| (3e-6 at 100x)."""
-    R, X2, K = b.shape
-    C = a.shape[0]
-    ea = torch.complex(torch.cos(a), torch.sin(a))
-    # gathered as real rows: index_select on complex rows is several times slower
-    eb = torch.view_as_real(torch.complex(torch.cos(b), torch.sin(b))).view(R * X2, 2 * K)
-    rows = (torch.arange(R, device=col.device) * X2).unsqueeze(1) + col
-    size = R * C * 4 * K * 2
-    gathered = torch.index_select(eb, 0, rows.view(-1), out=out[size : 2 * size].view(-1, 2 * K))
-    eb = torch.view_as_complex(gathered.view(R, C, 4, K, 2))
-    z = torch.view_as_complex(out[:size].view(R, C, 4, K, 2))
-    torch.mul(eb, ea, out=z)
-    return torch.view_as_real(z).mul_(amp)
-
-
 def q1_grid(lr: torch.Tensor, m: int, rows: int = 64) -> torch.Tensor:
     """The Q1 interpolant of the nodal field lr (B, 1, n+1, n+1) at every node of an m x m mesh,
     (B, m+1, m+1): ``sample_nodal(lr, node_coords(m))`` on the same coordinates, so the same
@@ -290,44 +380,3 @@ def unfold3x3(feat: torch.Tensor) -> torch.Tensor:
     """LIIF's feature unfolding: each cell gets its 3x3 neighbourhood's features (C -> 9C)."""
     B, C, H, W = feat.shape
     return F.unfold(feat, 3, padding=1).view(B, C * 9, H, W)
-
-
-class MLP(nn.Sequential):
-    """Linear layers with an activation between them (none after the last)."""
-
-    def __init__(self, in_dim: int, hidden: list[int] | int, out_dim: int, act=nn.ReLU):
-        hidden = [hidden] if isinstance(hidden, int) else list(hidden)
-        layers: list[nn.Module] = []
-        last = in_dim
-        for h in hidden:
-            layers += [nn.Linear(last, h), act()]
-            last = h
-        layers.append(nn.Linear(last, out_dim))
-        super().__init__(*layers)
-
-
-class TileMLP:
-    """MLP layers (``MLP``'s Linear/ReLU list) on row blocks of at most ``rows`` rows, into
-    buffers allocated once (large per-tile allocations would be page-faulted afresh every
-    time); ``widths``: the input width, then each Linear's output width."""
-
-    def __init__(self, layers, rows: int, widths: list[int], dtype, device):
-        self.layers, self.widths = layers, widths
-        self.bufs = [torch.empty(rows * w, dtype=dtype, device=device) for w in widths]
-
-    def input(self, rows: int) -> torch.Tensor:
-        """The first buffer, to be filled with the (rows, widths[0]) input."""
-        return self.bufs[0][: rows * self.widths[0]]
-
-    def __call__(self, h: torch.Tensor) -> torch.Tensor:
-        rows, li = h.shape[0], 1
-        for layer in self.layers:
-            if isinstance(layer, nn.Linear):
-                o = self.bufs[li][: rows * layer.out_features].view(rows, layer.out_features)
-                h = torch.addmm(layer.bias, h, layer.weight.T, out=o)
-                li += 1
-            elif isinstance(layer, nn.ReLU):
-                h = h.relu_()
-            else:
-                h = layer(h)
-        return h

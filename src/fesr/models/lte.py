@@ -28,18 +28,10 @@ import torch.nn as nn
 from fesr.coords import hr_cell, sample_nodal
 from fesr.models.base import SRModel
 from fesr.models.encoders import build_encoder
+from fesr.models.fourier import band_fourier, fourier_pairs
 from fesr.models.liif import GRID_TILE_ELEMS, liif_units
-from fesr.models.local import (
-    MLP,
-    FourGrid,
-    TileMLP,
-    band_fourier,
-    flatten_map,
-    four_neighbours,
-    fourier_pairs,
-    gather,
-    q1_grid,
-)
+from fesr.models.local import FourGrid, flatten_map, four_neighbours, gather, q1_grid
+from fesr.models.mlp import MLP, TileMLP
 from fesr.models.registry import register
 
 
@@ -60,7 +52,7 @@ class LTE(SRModel):
         if not scales:
             raise ValueError("lte: config needs 'train_scales' (for the test-time cell clipping)")
         # smallest cell seen in training, in FEATURE PIXELS (E / (lr_n * max scale)): invariant
-        # under patch cropping (issue 9), unlike network units of the whole field
+        # under patch cropping, unlike network units of the whole field
         self.min_cell_px = float(cfg["E"]) / (int(cfg["lr_n"]) * max(float(s) for s in scales))
 
     def encode(self, inputs: dict):
@@ -90,7 +82,7 @@ class LTE(SRModel):
         return out
 
     def query_grid(self, state, m: int, chunk: int) -> torch.Tensor:
-        """The node grid, fast (issue 10). Per neighbour, the argument phase + fx rel_x + fy rel_y
+        """The node grid, fast. Per neighbour, the argument phase + fx rel_x + fy rel_y
         is formed in the same order as ``query_encoded``, but phase + fx rel_x once per band of
         rows sharing their cells (``FourGrid``) and broadcast over the band's rows, and in a
         band tile the trig split by angle addition (``band_fourier``, interleaved cos / sin into

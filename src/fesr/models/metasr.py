@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from fesr.coords import hr_cell
 from fesr.models.base import SRModel
 from fesr.models.encoders import build_encoder
-from fesr.models.local import MLP, flatten_map, gather, grid_axis, window_neighbours
+from fesr.models.local import flatten_map, gather, grid_axis, window_neighbours
+from fesr.models.mlp import MLP
 from fesr.models.registry import register
 
 
@@ -61,7 +62,7 @@ class MetaSR(SRModel):
         return (h * gather(state["proj"], nb.index[..., 0])).sum(-1, keepdim=True)
 
     def query_grid(self, state, m: int, chunk: int) -> torch.Tensor | None:
-        """The node grid, fast (issue 10). A query's weight vector [h, 1] depends only on its
+        """The node grid, fast. A query's weight vector [h, 1] depends only on its
         offset inside its cell (the cell is constant on the grid), and on the grid the offsets
         take few values: one per pair of per-axis offset classes (``grid_axis``; about
         (m / gcd(m, W))^2 at an integer scale, clamped border nodes included). So h is computed

@@ -56,24 +56,36 @@ Choices the paper leaves open (and why):
   ``scs_form: raw`` (default) is the cosine of the raw (normalised) values, no mean removal, as
   eq. (10) writes it; ``centred`` removes each group's means (Pearson correlation). The default
   stays eq. (10) because its measured gradient share did not stay below 1% of L1's in training
-  (README, NH-CSR notes).
+  (docs/benchmarks.md, "SCS gradient share").
 * D in eq. (8) is the per-head width dim / heads (the usual multi-head scaling).
 * The positional encoding and its bias run in float32 even under autocast (bfloat16 cannot
   resolve cos(omega0 u) for |omega0 u| of several radians).
 * Inference (no autograd) evaluates at most INNER_CHUNK queries at a time, whatever chunk
   ``predict`` is given: the per-neighbour temporaries stay small, and values are unchanged.
 * ``predict`` (through ``query_grid``) and ``predict_branches`` take a grid path (``_grid``,
-  under inference_mode). Per axis, the window indices, offsets and offset classes of every node
-  (``fesr.models.local.grid_axis``: the values of ``window_neighbours``, clamped border windows
-  included); the encoding's bias and value terms once per pair of (y, x) offset classes (per axis
-  about m / gcd(m, map size) of them) in a table; the cell's part of the branch MLP folded into
-  its bias. Tiles of about GRID_CHUNK nodes (``_tiles``): where cells hold whole numbers of
-  nodes (integer scales, m >= map size), a band of rows sharing their y-window times whole
-  cells of columns broadcasts K|V per cell and the terms per (row, column-in-cell), with no
-  per-node gather; other tiles (border strips, short bands, non-integer scales) gather per node.
-  The ``lte`` encoding depends on the features, so there the terms are computed per node (as
-  they are when the table would exceed TABLE_FLOATS). Values equal the general path's
-  (``query_encoded``) to float rounding.
+  under inference_mode); values equal the general path's (``query_encoded``) to float rounding.
+  - The cell path (``_cell_grid``), at integer scales (the coarse map's cells hold whole numbers
+    of nodes): the grid is cut into *tile cells*, the coarse map's cells
+    (``fesr.models.local.CellAxis``); a tile cell's nodes share their windows' union (the fine
+    branch: the union of the r x r fine cells' windows, cells outside a node's window masked by
+    a -inf bias) and the patch of cells their q taps read. Per tile cell the union's keys and
+    values are gathered once, from maps laid out once per field as block-diagonal head groups
+    (``block_heads``: narrow heads share one product), and met by all its nodes in one matrix
+    product; q is the kind's tap weights times the cells' patches (one product); the
+    encoding's bias and value terms are per *kind* of tile cell and node (interior cells are
+    one kind, border cells with clamped windows or taps their own), kept across fields while the
+    weights are unchanged (``_kind_tables``). The softmax is shifted by one constant per tile
+    (per row where a row would underflow, SOFTMAX_FLOOR) and its terms clamped at
+    exp(SOFTMAX_LOW) (exp of an underflowing argument is slow); the denominators come from one
+    product, the value terms meet the weights of one node of the cell across all cells. Both
+    branches work on the same tile cells, so their hidden layers share one node order: the
+    second layers, their sum and the decoder run in it, and only the decoded values are put in
+    grid order. The cell's part of each branch MLP is folded into its bias.
+  - The gather path (``_gather_grid``), elsewhere (non-integer scales, m below the fine map's
+    size, the ``lte`` encoding, which depends on the features): per axis, the window indices,
+    offsets and offset classes of every node (``fesr.models.local.grid_axis``); the encoding's
+    terms once per pair of offset classes in a table (per node for ``lte``, or when the table
+    would exceed TABLE_FLOATS); tiles of whole rows, each node's window gathered.
 
 ``predict_branches`` gives, on the whole node grid, ``coarse = skip + MLP(F_LR)``,
 ``fine = skip + MLP(F_HR)`` (the decoder applied to one branch's features alone, the skip
@@ -83,41 +95,30 @@ and ``skip`` (the bilinear Q1 interpolant alone). Single-scale models have no ``
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from fesr.config import required_keys
 from fesr.coords import hr_cell, node_positions, sample_cells, sample_nodal, to_network
 from fesr.models.base import SRModel, hr_size
 from fesr.models.encoders import build_encoder
-from fesr.models.local import MLP, flatten_map, gather, grid_axis, window_neighbours
+from fesr.models.local import (
+    cell_axis,
+    flatten_map,
+    gather,
+    grid_axis,
+    q1_grid,
+    window_neighbours,
+)
+from fesr.models.mlp import MLP
 from fesr.models.positional import PE_NAMES, build_positional
 from fesr.models.registry import register
 from fesr.models.scs import SCS_FORMS, stochastic_cosine_similarity
 
-# Keys of the resolved config this method reads, and those every resolved config carries.
-OWN_KEYS = {
-    "encoder",
-    "dim",
-    "heads",
-    "hidden",
-    "pe",
-    "pe_dim",
-    "window",
-    "multi_scale",
-    "scs",
-    "coefficient",
-    "omega0",
-    "s0",
-    "pixel_shuffle",
-    "scs_draws",
-    "scs_group",
-    "exact_boundary",
-    "cell_clip",
-    "scs_form",
-}
+# Keys of the resolved config this method reads (the schema's methods.nhcsr, its one list), and
+# those every resolved config carries.
+OWN_KEYS = frozenset(required_keys(("methods", "nhcsr")))
 COMMON_KEYS = {
     "encoder_cfg",
     "in_channels",
@@ -135,6 +136,59 @@ SCS_SEED = 20240229  # base seed of the per-step SCS group draws
 INNER_CHUNK = 8192  # queries per pass at inference, whatever chunk predict() is given
 GRID_CHUNK = 4096  # nodes per pass of the grid path: per-neighbour temporaries stay in cache
 TABLE_FLOATS = 1 << 24  # largest per-offset table of encoding terms predict() builds
+CELL_TILE_FLOATS = 1 << 22  # temporaries of one tile of the cell path (16 MB)
+GRID_TABLES_KEPT = 8  # grids (scales) whose per-kind tables a branch keeps
+HEAD_GROUP_WIDTH = 32  # heads are batched into block-diagonal groups of about this many channels
+# The softmax is shifted by one constant per tile while every row's sum stays above
+# SOFTMAX_FLOOR, its terms clamped below at exp(SOFTMAX_LOW): a clamped term then changes a
+# weight by less than exp(SOFTMAX_LOW) / SOFTMAX_FLOOR (1e-15).
+SOFTMAX_FLOOR = 1e-20
+SOFTMAX_LOW = -80.0
+SOFTMAX_HIGH = 30.0  # no shift while the tile's largest term is at most exp(SOFTMAX_HIGH)
+
+
+def _baddbmm(bias: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """bias + a @ b, (G, T, n, k) from bias (G, 1, n, k), a (G, T, n, j), b (G, T, j, k): one
+    fused product per head group."""
+    G, T, n, _ = a.shape
+    k = b.shape[-1]
+    return (
+        torch.stack([torch.baddbmm(bias[i].expand(T, n, k), a[i], b[i]) for i in range(G)])
+        if G > 1
+        else torch.baddbmm(bias[0].expand(T, n, k), a[0], b[0]).unsqueeze(0)
+    )
+
+
+def _matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a @ b over one leading batch dimension of size 1 as a 3-D product: ``torch.bmm`` takes
+    strided batches as they are, where ``torch.matmul`` on 4-D views may copy them first."""
+    if a.shape[0] == 1 and b.shape[0] == 1:
+        return torch.bmm(a[0], b[0]).unsqueeze(0)
+    return torch.matmul(a, b)
+
+
+def head_group(heads: int, head_dim: int) -> int:
+    """Heads per block-diagonal group: narrow heads share one matrix product (fewer, larger
+    products); wide heads each get their own (the zero blocks would cost more than they save)."""
+    g = max(1, min(heads, HEAD_GROUP_WIDTH // max(1, head_dim)))
+    while heads % g:
+        g -= 1
+    return g
+
+
+def block_heads(x: torch.Tensor, g: int) -> torch.Tensor:
+    """(..., heads, d) -> (heads / g, ..., g, g d): each group of g heads as a block-diagonal
+    (g, g d) matrix, head hh in row hh at columns hh d .. (hh + 1) d; contiguous, so that
+    gathers of its rows are plain row copies."""
+    *lead, h, d = x.shape
+    if g == 1:
+        return x.movedim(-2, 0).unsqueeze(-2).contiguous()
+    G = h // g
+    heads = torch.arange(g, device=x.device)
+    mask = (heads.unsqueeze(1) == heads.repeat_interleave(d).unsqueeze(0)).to(x.dtype)
+    out = x.new_empty(G, *lead, g, g * d)
+    rows = x.reshape(*lead, G, 1, g * d).movedim(-3, 0)
+    return torch.mul(rows, mask, out=out)
 
 
 class LocalAttentionBranch(nn.Module):
@@ -164,9 +218,13 @@ class LocalAttentionBranch(nn.Module):
 
     def prepare(self, feat: torch.Tensor) -> dict:
         """Per-input part: the Q map (sampled per query) and the flattened K|V map (gathered)."""
-        q, k, v = self.qkv(feat).split(self.dim, dim=1)
-        maps = [k, v] + ([self.pe.maps(feat)] if self.local else [])
-        return {"q": q, "kv": flatten_map(torch.cat(maps, dim=1)), "size": feat.shape[-2:]}
+        qkv = self.qkv(feat)
+        if self.local:
+            maps = torch.cat([qkv[:, self.dim :], self.pe.maps(feat)], dim=1)
+            return {"q": qkv[:, : self.dim], "kv": flatten_map(maps), "size": feat.shape[-2:]}
+        # one channels-last copy; K|V are its rows' last 2 dim channels (a strided view)
+        flat = flatten_map(qkv)
+        return {"q": qkv[:, : self.dim], "kv": flat[..., self.dim :], "size": feat.shape[-2:]}
 
     def pe_terms(self, rel, cell_px, local=None) -> torch.Tensor:
         """[bias (heads) | value term (dim)] (..., heads + dim) of offsets rel (feature pixels)."""
@@ -212,8 +270,6 @@ class LocalAttentionBranch(nn.Module):
         cell_px = torch.tensor([cell * W / 2.0, cell * H / 2.0], dtype=dtype, device=device)
         plan = {"ix": ax.index, "iy": ay.index, "cell_px": cell_px, "W": W}
         plan["relx"], plan["rely"] = ax.rel, ay.rel
-        # nodes per cell when cells hold whole numbers of nodes (integer scales, m >= size)
-        plan["period"] = m // W if m % W == 0 and m >= W and H == W else 0
         ux, inv_x = ax.rel[ax.rep], ax.cls
         uy, inv_y = ay.rel[ay.rep], ay.cls
         k, width = self.window**2, self.heads + self.dim
@@ -240,52 +296,171 @@ class LocalAttentionBranch(nn.Module):
         """The branch output at the nodes rows x cols (coords (B, R*C, 2), row-major)."""
         k, w, W = self.window**2, self.window, plan["W"]
         R, C = rows.stop - rows.start, cols.stop - cols.start
-        B = coords.shape[0]
         q = sample_cells(st["q"], coords, mode="bilinear")
-        P = plan["period"]
-        if P and "table" in plan and self._regular(plan, rows, cols):
-            # A band of rows sharing their y-window, and whole cells of P columns whose classes
-            # repeat: K|V per cell and the encoding terms per (row, column-in-cell) broadcast.
-            T = C // P
-            ix = plan["ix"][cols].view(T, P, w)[:, 0]
-            index = (plan["iy"][rows.start].view(1, w, 1) * W + ix.view(T, 1, w)).view(1, T, k)
-            kv = gather(st["kv"], index).view(B, 1, T, 1, k, -1)
-            cls = plan["inv_y"][rows].view(R, 1) * plan["ux"] + plan["inv_x"][cols][:P].view(1, P)
-            terms = plan["table"][cls.view(-1)].view(1, R, 1, P, k, -1)
-            out = self.attend(q.view(B, R, T, P, -1), kv, terms).view(B, R * C, -1)
+        ix, iy = plan["ix"][cols], plan["iy"][rows]
+        index = (iy.view(R, 1, w, 1) * W + ix.view(1, C, 1, w)).view(1, R * C, k)
+        kv = gather(st["kv"], index)
+        if "table" in plan:
+            cls = plan["inv_y"][rows].view(R, 1) * plan["ux"] + plan["inv_x"][cols].view(1, C)
+            terms = plan["table"][cls.view(-1)].view(1, R * C, k, -1)
         else:
-            ix, iy = plan["ix"][cols], plan["iy"][rows]
-            index = (iy.view(R, 1, w, 1) * W + ix.view(1, C, 1, w)).view(1, R * C, k)
-            kv = gather(st["kv"], index)
-            if "table" in plan:
-                cls = plan["inv_y"][rows].view(R, 1) * plan["ux"] + plan["inv_x"][cols].view(1, C)
-                terms = plan["table"][cls.view(-1)].view(1, R * C, k, -1)
-            else:
-                rel = torch.stack(
-                    [
-                        plan["relx"][cols].view(1, C, 1, w).expand(R, -1, w, -1),
-                        plan["rely"][rows].view(R, 1, w, 1).expand(-1, C, -1, w),
-                    ],
-                    dim=-1,
-                ).reshape(1, R * C, k, 2)
-                local = kv[..., 2 * self.dim :] if self.local else None
-                terms = self.pe_terms(rel, plan["cell_px"].view(1, 1, 1, 2), local)
-            out = self.attend(q, kv, terms)
+            rel = torch.stack(
+                [
+                    plan["relx"][cols].view(1, C, 1, w).expand(R, -1, w, -1),
+                    plan["rely"][rows].view(R, 1, w, 1).expand(-1, C, -1, w),
+                ],
+                dim=-1,
+            ).reshape(1, R * C, k, 2)
+            local = kv[..., 2 * self.dim :] if self.local else None
+            terms = self.pe_terms(rel, plan["cell_px"].view(1, 1, 1, 2), local)
+        out = self.attend(q, kv, terms)
         h = F.linear(out, plan["w1"], plan["b1"])
         for layer in list(self.mlp)[1:]:
             h = layer(h)
         return h
 
-    def _regular(self, plan: dict, rows: slice, cols: slice) -> bool:
-        """Whether the tile is whole-cell regular (checked on the exact per-axis indices and
-        classes, so float ties and clamped borders simply fail the check)."""
-        P, C = plan["period"], cols.stop - cols.start
-        if C % P or cols.start % P:
-            return False
-        iy = plan["iy"][rows]
-        ix = plan["ix"][cols].view(C // P, P, -1)
-        cx = plan["inv_x"][cols].view(C // P, P)
-        return bool((iy == iy[:1]).all() and (ix == ix[:, :1]).all() and (cx == cx[:1]).all())
+    # -- the node grid in tile cells (integer scales) --------------------------------------------
+    def cell_plan(self, st: dict, m: int, tiles: tuple[int, int], cell: float, dtype=torch.float32):
+        """What ``cell_block`` needs for the (m+1)^2 node grid cut into tiles[0] x tiles[1] tile
+        cells (``fesr.models.local.CellAxis``), or None where tile cells do not hold whole
+        numbers of nodes or the encoding depends on the features (lte). ``cell`` is the
+        (clipped) node spacing in network units.
+
+        Once per field: q, channels last and pre-scaled by 1 / sqrt(d); per map cell its keys
+        and its [values | ones] as block-diagonal head groups (``block_heads``), so a window
+        gather yields the matrices of the attention products directly, the ones columns giving
+        the softmax's denominators."""
+        if self.local:
+            return None
+        H, W = st["size"]
+        device = st["kv"].device
+        ay = cell_axis(m, tiles[0], H, self.window, device=device, dtype=dtype)
+        ax = cell_axis(m, tiles[1], W, self.window, device=device, dtype=dtype)
+        if ax is None or ay is None:
+            return None
+        h, dim = self.heads, self.dim
+        d, g = dim // h, head_group(h, dim // h)
+        kv = st["kv"]
+        B = kv.shape[0]
+        U = ay.union_size * ax.union_size
+        # sums each head's softmax terms over the union, once per channel of the head
+        heads = torch.arange(g, device=device)
+        ones = (heads.repeat(U).unsqueeze(1) == heads.repeat_interleave(d).unsqueeze(0)).to(dtype)
+        uy, ux = ay.union(0, tiles[0], device), ax.union(0, tiles[1], device)
+        py, px = ay.patch(0, tiles[0], device), ax.patch(0, tiles[1], device)
+        cell_px = torch.tensor([cell * W / 2.0, cell * H / 2.0], dtype=dtype, device=device)
+        lin = self.mlp[0]
+        return {
+            "ax": ax,
+            "ay": ay,
+            "g": g,
+            "cell_px": cell_px,
+            "q": flatten_map(st["q"]).mul_(d**-0.5),
+            "kbd": block_heads(kv[..., :dim].reshape(B, -1, h, d), g),  # (G, B, HW, g, g d)
+            "vbd": block_heads(kv[..., dim : 2 * dim].reshape(B, -1, h, d), g),
+            "ones": ones,  # (U g, g d)
+            # the map cells of each tile cell's union (cy, cx, slot y, slot x), and of its
+            # patch, tap-major (tap y, tap x, cy, cx)
+            "union": uy[:, None, :, None] * W + ux[None, :, None, :],
+            "patch": py.T[:, None, :, None] * W + px.T[None, :, None, :],
+            "w1": lin.weight[:, :dim].contiguous(),
+            "b1": lin.bias + lin.weight[:, dim:] @ cell_px,
+            "kinds": self._kind_tables(m, tiles, cell, dtype, device),
+        }
+
+    def _kind_tables(self, m: int, tiles, cell: float, dtype, device) -> dict:
+        """The per-kind tables of ``_kind`` for one grid, kept while the parameters are the
+        same ones, unchanged (an optimiser step or a loaded state bumps their versions): they
+        depend on the encoding's weights and the grid only, so every field predicted at one
+        scale shares them."""
+        key = (m, tuple(tiles), cell, dtype, str(device))
+        params = tuple((p.data_ptr(), p._version) for p in self.parameters())
+        cache = self.__dict__.setdefault("_grid_tables", {})
+        if cache.get(key, (None,))[0] != params:
+            if len(cache) >= GRID_TABLES_KEPT:
+                cache.pop(next(iter(cache)))
+            cache[key] = (params, {})
+        return cache[key][1]
+
+    def _kind(self, plan: dict, ky: int, kx: int) -> dict:
+        """Per 2-D kind of tile cell, once: q's tap weights (n, patch) on the cell's patch, the
+        encoding's attention bias (heads / g, n, union g), -inf outside each node's window, and
+        its value terms as block-diagonal head groups (n, heads / g, union g, g d), for the n
+        nodes of a cell of that kind."""
+        if (ky, kx) in plan["kinds"]:
+            return plan["kinds"][(ky, kx)]
+        ax, ay, g = plan["ax"], plan["ay"], plan["g"]
+        ny, nx, w = ay.nodes[ky], ax.nodes[kx], self.window
+        n, k, h, d = ny * nx, w * w, self.heads, self.dim // self.heads
+        G, U = h // g, ay.union_size * ax.union_size
+        rel = torch.stack(
+            [
+                ax.rel[kx].view(1, nx, 1, w).expand(ny, nx, w, w),
+                ay.rel[ky].view(ny, 1, w, 1).expand(ny, nx, w, w),
+            ],
+            dim=-1,
+        ).reshape(n, k, 2)
+        terms = self.pe_terms(rel, plan["cell_px"].view(1, 1, 2))
+        slot = ay.slots[ky].view(ny, 1, w, 1) * ax.union_size + ax.slots[kx].view(1, nx, 1, w)
+        slot = slot.reshape(n, k, 1)
+        bias = terms.new_full((n, U, h), float("-inf"))
+        bias.scatter_(1, slot.expand(n, k, h), terms[..., :h])
+        value = terms.new_zeros(n, U, self.dim)
+        value.scatter_(1, slot.expand(n, k, self.dim), terms[..., h:])
+        taps = ay.taps[ky].view(ny, 1, -1, 1) * ax.taps[kx].view(1, nx, 1, -1)
+        plan["kinds"][(ky, kx)] = out = {
+            "n": n,
+            "bias": bias.view(n, U, G, g).permute(2, 0, 1, 3).reshape(G, 1, n, U * g),
+            "pbd": block_heads(value.view(n, U, h, d), g)
+            .permute(1, 0, 2, 3, 4)
+            .reshape(n, G, U * g, g * d),
+            "taps": taps.reshape(n, -1),
+        }
+        return out
+
+    def cell_block(self, plan: dict, b: int, ky: int, kx: int, rows, cols) -> torch.Tensor:
+        """The branch MLP's hidden layer after its GELU, (T n, out_dim), on the tile cells
+        rows [a0, a1) x cols [c0, c1) (T of them) of one kind (ky, kx) of sample b; nodes
+        ordered (cell row, cell column, node row, node column).
+
+        Every node of a cell meets its cell's union of windows in one matrix product per head
+        group (keys and values gathered once per cell, not per node; cells outside a node's
+        window carry a -inf bias); q is the tap weights (per kind) times the cells' patches of
+        the q map, one product; the encoding's value terms meet the attention weights of one
+        node of the cell across all cells, one product per node of the cell. The softmax is
+        shifted by one constant per tile (exact unless a row would underflow; then per row, as
+        ``torch.softmax``) and normalised after the value product."""
+        kind = self._kind(plan, ky, kx)
+        (a0, a1), (c0, c1) = rows, cols
+        T, n = (a1 - a0) * (c1 - c0), kind["n"]
+        dim, g = self.dim, plan["g"]
+        gd = g * (dim // self.heads)
+        G = self.heads // g
+        patch = plan["patch"][:, :, a0:a1, c0:c1].reshape(-1)
+        qp = plan["q"][b].index_select(0, patch).view(-1, T * dim)
+        q = (kind["taps"] @ qp).view(n, T, G, gd).permute(2, 1, 0, 3)  # (G, T, n, g d)
+        union = plan["union"][a0:a1, c0:c1].reshape(-1)
+        kbd = plan["kbd"][:, b].index_select(1, union).view(G, T, -1, gd)
+        vbd = plan["vbd"][:, b].index_select(1, union).view(G, T, -1, gd)
+        for exact in (False, True):
+            e = _baddbmm(kind["bias"], q, kbd.transpose(-1, -2))  # (G, T, n, U g)
+            if exact:
+                per_row = e.view(G, T, n, -1, g)
+                per_row.sub_(per_row.amax(-2, keepdim=True))
+            else:
+                top = float(e.amax())
+                if top > SOFTMAX_HIGH:
+                    e.sub_(top)
+                # clamped: exp of a value below about -87 takes a slow path (it underflows)
+                e.clamp_(min=SOFTMAX_LOW)
+            e.exp_()
+            den = torch.matmul(e, plan["ones"])  # (G, T, n, g d): per head, per channel
+            if exact or float(den.amin()) >= SOFTMAX_FLOOR:
+                break
+        z = _matmul(e, vbd)  # (G, T, n, g d)
+        z.add_(_matmul(e.permute(2, 0, 1, 3), kind["pbd"]).permute(1, 2, 0, 3)).div_(den)
+        z = z.permute(1, 2, 0, 3).reshape(T * n, dim)
+        return torch.ops.aten.gelu_(torch.addmm(plan["b1"], z, plan["w1"].T))
 
 
 @register("nhcsr")
@@ -392,9 +567,88 @@ class NHCSR(SRModel):
         m = hr_size(inputs["lr"].shape[-1] - 1, alpha)
         return self._grid(self.encode(inputs), m, chunk, branches=True)
 
+    def _cell_grid(self, state: dict, m: int, chunk: int, branches: bool) -> dict | None:
+        """The grid in tiles of whole tile cells (the coarse map's cells; integer scales), or
+        None where a branch has no ``cell_plan``. Both branches work on the same tile cells (the
+        fine one on each cell's union of r x r fine windows), so their hidden layers share one
+        node order: the branches' second layers, their sum and the decoder run on it directly,
+        and only the decoded values are put in grid order."""
+        lr = state["lr"]
+        B, dt = lr.shape[0], lr.dtype
+        cell = max(hr_cell(m), self._cell_min(state)[0])  # square cells: either axis
+        tiles = tuple(state["coarse"]["size"])
+        parts = [("coarse", self.coarse)] + ([("fine", self.fine)] if self.multi_scale else [])
+        plans = {}
+        for key, br in parts:
+            plans[key] = br.cell_plan(state[key], m, tiles, cell, dt)
+            if plans[key] is None:
+                return None
+        runs = {
+            axis: _joint_runs([plans[key][axis].kind_of for key, _ in parts])
+            for axis in ("ay", "ax")
+        }
+        second = [br.mlp[2] for _, br in parts]
+        b2 = sum(lin.bias for lin in second[1:]) + second[0].bias
+        U = max(p["ay"].union_size * p["ax"].union_size for p in plans.values())
+        per_node = 2 * U * self.coarse.heads + 4 * self.coarse.dim + 6 * second[0].in_features
+        budget = max(1, min(int(chunk), CELL_TILE_FLOATS // per_node))
+        names = [key for key, _ in parts] + ["full"] if branches else ["full"]
+        out = {key: lr.new_empty(B, m + 1, m + 1) for key in names}
+        P = plans["coarse"]["ay"].P, plans["coarse"]["ax"].P
+        for b in range(B):
+            for kinds_y, a0, a1 in runs["ay"]:
+                for kinds_x, c0, c1 in runs["ax"]:
+                    ny = plans["coarse"]["ay"].nodes[kinds_y[0]]
+                    nx = plans["coarse"]["ax"].nodes[kinds_x[0]]
+                    cells = max(1, budget // (ny * nx))
+                    tx = min(c1 - c0, cells)
+                    ty = max(1, min(a1 - a0, cells // tx))
+                    for t0 in range(a0, a1, ty):
+                        for s0 in range(c0, c1, tx):
+                            rows, cols = (t0, min(t0 + ty, a1)), (s0, min(s0 + tx, c1))
+                            hidden = [
+                                br.cell_block(plans[key], b, kinds_y[i], kinds_x[i], rows, cols)
+                                for i, (key, br) in enumerate(parts)
+                            ]
+                            if branches:
+                                feats = [
+                                    torch.addmm(lin.bias, hid, lin.weight.T)
+                                    for lin, hid in zip(second, hidden, strict=True)
+                                ]
+                                vals = dict(zip([key for key, _ in parts], feats, strict=True))
+                                vals["full"] = feats[0].clone()  # the GELUs run in place
+                                for f in feats[1:]:
+                                    vals["full"] += f
+                            else:  # the branches' sum accumulated in one product's output
+                                full = torch.addmm(b2, hidden[0], second[0].weight.T)
+                                for lin, hid in zip(second[1:], hidden[1:], strict=True):
+                                    full.addmm_(hid, lin.weight.T)
+                                vals = {"full": full}
+                            Ty, Tx = rows[1] - rows[0], cols[1] - cols[0]
+                            i0, j0 = rows[0] * P[0], cols[0] * P[1]
+                            for key in names:
+                                v = self._decode_(vals[key]).view(Ty, Tx, ny, nx)
+                                dst = out[key][b, i0 : i0 + Ty * ny, j0 : j0 + Tx * nx]
+                                dst.view(Ty, ny, Tx, nx).copy_(v.permute(0, 2, 1, 3))
+        skip = q1_grid(lr, m)
+        for key in names:
+            if self.exact_boundary:
+                v = out[key]
+                v[:, 0], v[:, -1], v[:, :, 0], v[:, :, -1] = 0.0, 0.0, 0.0, 0.0
+            out[key].add_(skip)
+        if branches:
+            out["skip"] = skip
+        return out
+
     def _grid(self, state: dict, m: int, chunk: int, branches: bool) -> dict:
-        """Blocks of whole node rows; per branch, the window indices, offsets and encoding terms
-        come from ``LocalAttentionBranch.grid_plan`` (per axis, and per offset class)."""
+        """The cell path where it applies (``_cell_grid``), else ``_gather_grid``."""
+        fast = self._cell_grid(state, m, chunk, branches)
+        return fast if fast is not None else self._gather_grid(state, m, chunk, branches)
+
+    def _gather_grid(self, state: dict, m: int, chunk: int, branches: bool) -> dict:
+        """Blocks of whole node rows, each node's window gathered; per branch, the window
+        indices, offsets and encoding terms come from ``LocalAttentionBranch.grid_plan`` (per
+        axis, and per offset class)."""
         lr = state["lr"]
         B = lr.shape[0]
         axis = torch.as_tensor(to_network(node_positions(m)), dtype=lr.dtype, device=lr.device)
@@ -404,7 +658,7 @@ class NHCSR(SRModel):
         names = ["coarse", "fine", "full", "skip"] if branches else ["full"]
         names = [k for k in names if k != "fine" or self.multi_scale]
         out = {k: lr.new_empty(B, m + 1, m + 1) for k in names}
-        for rows, cols in _tiles(plans, m, min(chunk, GRID_CHUNK), self.coarse.window // 2):
+        for rows, cols in _tiles(m, min(chunk, GRID_CHUNK)):
             R, C = rows.stop - rows.start, cols.stop - cols.start
             c = torch.stack(
                 [axis[cols].view(1, -1).expand(R, -1), axis[rows].view(-1, 1).expand(-1, C)],
@@ -421,6 +675,17 @@ class NHCSR(SRModel):
                 for k in f:
                     out[k][:, rows, cols] = (skip + mask * self.decoder(f[k])).view(B, R, C)
         return out
+
+    def _decode_(self, feats: torch.Tensor) -> torch.Tensor:
+        """``self.decoder(feats)`` (inference), its GELUs in place on its own temporaries (the
+        first one on ``feats``, which it overwrites)."""
+        h = feats
+        for layer in [self.decoder[0], *self.decoder[1]]:
+            if isinstance(layer, nn.GELU) and layer.approximate == "none":
+                h = torch.ops.aten.gelu_(h)
+            else:
+                h = layer(h)
+        return h
 
     # -- internals -------------------------------------------------------------------------
     def _features(self, state, coords, cell):
@@ -444,50 +709,29 @@ class NHCSR(SRModel):
         return (self.cell_min_px * 2.0 / W, self.cell_min_px * 2.0 / H)
 
 
-def _tiles(plans: dict, m: int, nodes: int, radius: int):
-    """(rows, cols) tiles covering the (m+1)^2 node grid, about ``nodes`` nodes each.
+def _joint_runs(kinds: list[list[int]]) -> list[tuple[tuple[int, ...], int, int]]:
+    """Runs (kinds, c0, c1) of consecutive tile cells whose kinds agree in every branch."""
+    runs: list[tuple[tuple[int, ...], int, int]] = []
+    for c, joint in enumerate(zip(*kinds, strict=True)):
+        if runs and runs[-1][0] == joint:
+            runs[-1] = (joint, runs[-1][1], c + 1)
+        else:
+            runs.append((joint, c, c + 1))
+    return runs
 
-    Bands are runs of rows whose y-windows agree in every branch. A band of at least a quarter
-    of ``nodes`` has its interior columns (clear of the clamped border windows and the last
-    node) cut into blocks of whole cells (the broadcast path of ``grid_forward``); its border
-    columns go to strips of many rows. Shorter bands are merged into blocks of whole rows. Every
-    other tile takes the gather path.
-    """
+
+def _tiles(m: int, nodes: int):
+    """(rows, cols) tiles covering the (m+1)^2 node grid row-major, at most ``nodes`` nodes
+    each: blocks of whole rows, or pieces of a row when a row is longer."""
     n = m + 1
-    iy = torch.cat([p["iy"] for p in plans.values()], dim=1)
-    change = (iy[1:] != iy[:-1]).any(dim=1).nonzero().flatten().add(1).tolist()
-    bands = list(zip([0, *change], [*change, n], strict=True))
-    periods = [p["period"] for p in plans.values()]
-    L = math.lcm(*periods) if all(periods) else 0
-    if L:
-        lo = -(-radius * max(periods) // L) * L  # first interior column
-        hi = (m - radius * max(periods)) // L * L  # end of the interior columns
-    pending, strips = None, []
-    for s0, s1 in bands:
-        R = s1 - s0
-        if L and hi - lo >= L and R * n * 4 >= nodes and R * L <= nodes:
-            if pending is not None:
-                yield slice(*pending), slice(0, n)
-                pending = None
-            width = L * max(1, nodes // (R * L))
-            for j0 in range(lo, hi, width):
-                yield slice(s0, s1), slice(j0, min(hi, j0 + width))
-            if strips and strips[-1][1] == s0:
-                strips[-1] = (strips[-1][0], s1)
-            else:
-                strips.append((s0, s1))
-            continue
-        pending = (s0, s1) if pending is None else (pending[0], s1)
-        if (pending[1] - pending[0]) * n >= nodes:
-            yield slice(*pending), slice(0, n)
-            pending = None
-    if pending is not None:
-        yield slice(*pending), slice(0, n)
-    for cols in (slice(0, lo), slice(hi, n)) if strips else ():
-        step = max(1, nodes // (cols.stop - cols.start))
-        for s0, s1 in strips:
-            for i0 in range(s0, s1, step):
-                yield slice(i0, min(s1, i0 + step)), cols
+    if nodes >= n:
+        step = nodes // n
+        for i0 in range(0, n, step):
+            yield slice(i0, min(n, i0 + step)), slice(0, n)
+        return
+    for i in range(n):
+        for j0 in range(0, n, nodes):
+            yield slice(i, i + 1), slice(j0, min(n, j0 + nodes))
 
 
 def _validated(cfg: dict) -> dict:
@@ -499,7 +743,7 @@ def _validated(cfg: dict) -> dict:
             f"{name}: unknown nhcsr config keys {sorted(unknown)}; "
             f"expected some of {sorted(OWN_KEYS)}"
         )
-    # No paper-size fallbacks: the validated pipeline config provides every key (issue 12).
+    # No paper-size fallbacks: the validated pipeline config provides every key.
     missing = sorted(
         (OWN_KEYS | {"train_scales", "scs_lambda", "lr_n", "E", "in_channels"}) - set(cfg)
     )

@@ -5,6 +5,11 @@ A *method* is an SR algorithm (``liif``, ``nhcsr``, ...); a *model* is a trained
 tokens override the method's config from ``config["methods"][method]``; which tokens exist and
 which method accepts which is defined in ``fesr.model_names`` (pure Python, used by the config
 validation too).
+
+The tokens ``h1``/``energy``/``hom`` set the training settings ``loss`` and ``input_field`` in the
+resolved config (stored in the checkpoint, part of the run hash); they are not the method's, so
+``method_arguments`` leaves them out of what the model constructor gets. A model without them has
+neither key, so its resolved config is what it always was.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ if set(METHODS) != set(METHOD_NAMES):
     raise ImportError("fesr.models.registry.METHODS and fesr.model_names.METHOD_NAMES differ")
 
 _CLASSES: dict[str, type] = {}
+# Keys of a resolved config that the training loop reads and the model does not.
+TRAINING_ONLY_KEYS = ("loss", "input_field")
 
 
 def register(method: str):
@@ -106,12 +113,16 @@ def _require(name: str, where: str, section: dict, keys) -> None:
         )
 
 
+def method_arguments(cfg: dict) -> dict:
+    """The constructor argument of a resolved config: it without ``TRAINING_ONLY_KEYS``."""
+    return {k: v for k, v in cfg.items() if k not in TRAINING_ONLY_KEYS}
+
+
 def build_model(name: str, config: dict):
     """Instantiate model ``name`` (untrained) from the pipeline config."""
-    cfg = resolve_model_config(name, config)
-    return get_method_class(cfg["method"])(cfg)
+    return build_from_resolved(resolve_model_config(name, config))
 
 
 def build_from_resolved(cfg: dict):
     """Instantiate from a config returned by ``resolve_model_config`` (e.g. from a checkpoint)."""
-    return get_method_class(cfg["method"])(cfg)
+    return get_method_class(cfg["method"])(method_arguments(cfg))

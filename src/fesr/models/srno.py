@@ -54,7 +54,8 @@ from fesr.models.base import SRModel, hr_size
 from fesr.models.encoders import build_encoder
 from fesr.models.liif import GRID_TILE_ELEMS
 from fesr.models.lit import cell_in_pixels
-from fesr.models.local import MLP, FourGrid, flatten_map, four_neighbours, gather, q1_grid
+from fesr.models.local import FourGrid, flatten_map, four_neighbours, gather, q1_grid
+from fesr.models.mlp import MLP
 from fesr.models.registry import register
 
 # Largest per-node z cache predict() keeps (else it recomputes z per pass, see the module doc):
