@@ -15,7 +15,8 @@ Types are strict (``STRICT_TYPES``): an integer is a Python int, not a float suc
 a bool; a number is a finite int or float (NaN, inf, bools and complex numbers are refused).
 
 Memory (``rule_memory``): before any job, a lower bound of what each kind of job holds at once,
-from the sizes the config sets, against the machine's memory (``psutil``) or ``memory_budget_gib``.
+from the sizes the config sets, against the machine's physical memory (as the OS reports it)
+or ``memory_budget_gib``.
 Each term is one large array counted once (float32 = 4 B for the networks, 8 B for fields):
 
 * training, per model: ``batch_size`` x [feature maps side^2 x (F_live + r^2 F) + queries
@@ -41,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import reprlib
 import sys
 
@@ -741,9 +743,8 @@ def memory_budget(c: dict) -> tuple[int, str]:
     gib = c.get("memory_budget_gib")
     if gib is not None:
         return int(gib * GIB), f"memory_budget_gib ({gib:g} GiB)"
-    import psutil
-
-    total = psutil.virtual_memory().total
+    # the physical memory from the OS (POSIX): no psutil, which not every rule's environment has
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     return total, f"this machine's {total / GIB:.1f} GiB (memory_budget_gib plans for another)"
 
 
