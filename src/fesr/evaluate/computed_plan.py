@@ -15,7 +15,7 @@ Three families, configured under ``baselines`` and scored by ``fesr.evaluate.fe_
 
 from __future__ import annotations
 
-from fesr.evaluate.plan import eval_scales, prediction_path, split_scales
+from fesr.evaluate.plan import eval_scales, split_scales
 
 COMPUTED = "results/computed"
 
@@ -72,10 +72,6 @@ def corrected(config, split, alpha) -> list[str]:
     if int(alpha) not in [int(s) for s in cfg["scales"]] or not correction_variants(config):
         return []
     return list(cfg["models"])
-
-
-def correction_start(model, split, alpha) -> str:
-    return prediction_path(model, split, alpha)
 
 
 def computed_rows(config, split, alpha) -> dict[str, str]:
