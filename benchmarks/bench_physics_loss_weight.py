@@ -1,5 +1,5 @@
-"""How large the element-gradient term G is against the L1 loss: the basis of the default
-``physics_loss`` weights (workflow/schemas/config.schema.yaml).
+"""How large the element-gradient term G is against the L1 loss: the centre of the weight grid
+that ``benchmarks/sweep_physics_loss_weight.py`` sweeps on the validation split.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_physics_loss_weight.py \
         --data study/results/data --models study/results/models
@@ -10,8 +10,8 @@ sample_q, patch and scales of the preset, ``physics_loss.elements`` elements per
 method it prints, side by side, the mean over those batches of the L1 loss of the sampled nodes
 and of G for ``h1`` and ``energy`` (``fesr.element_loss``), and the weight that makes weight * G
 equal the L1 loss: at initialisation, and for the trained checkpoint ``--models/{method}`` when it
-exists. No training happens here: the weights are scale-matched, not tuned on the validation
-split.
+exists. No training happens here: the weights it prints are scale-matched; the schema's are
+chosen on the validation split by the sweep.
 """
 
 from __future__ import annotations

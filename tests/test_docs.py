@@ -127,8 +127,8 @@ def test_quoted_numbers_come_from_the_study_files(page):
 
 
 def test_number_check_can_fail():
-    good = "At 2x NH-CSR has 0.0104 (`table1.md`)."
+    good = "At 2x NH-CSR has 0.0116 (`table1.md`)."
     assert unmatched_numbers(good) == []
-    assert unmatched_numbers("At 2x NH-CSR has 0.0107 (`table1.md`).") != []
-    assert unmatched_numbers("A number 0.0104 with no source.") != []
+    assert unmatched_numbers("At 2x NH-CSR has 0.0119 (`table1.md`).") != []
+    assert unmatched_numbers("A number 0.0116 with no source.") != []
     assert unmatched_numbers("Exempt (paper: 0.571) at 64x (`table1.md`).") == []

@@ -219,6 +219,18 @@ def model_input_field(name: str) -> str:
     return parse_model_name(name)[1].get("input_field", DEFAULT_INPUT_FIELD)
 
 
+def training_variant_base(name: str) -> str | None:
+    """The model a name differs from by its training tokens alone (``h1``, ``energy``,
+    ``hom``): ``nhcsr-pe_ipe-energy`` -> ``nhcsr-pe_ipe``; None for a name without them.
+    ValueError for an invalid name or a seed replica (the tables pair whole methods)."""
+    parse_model_name(name)
+    if model_seed(name) is not None:
+        raise ValueError(f"'{name}' is a seed replica; expected a model name without seed{{k}}")
+    method, *tokens = name.split("-")
+    kept = [t for t in tokens if t not in LOSS_TOKENS and t not in INPUT_FIELD_TOKENS]
+    return "-".join([method, *kept]) if len(kept) < len(tokens) else None
+
+
 def seed_replicas(model: str, seeds: int) -> list[str]:
     """``model`` and its replicas 1 .. seeds - 1: ``('nhcsr', 3)`` -> nhcsr, nhcsr-seed1,
     nhcsr-seed2."""

@@ -126,3 +126,25 @@ rule table_cost:
         " --lr-data {params.lr} --timing {input.timing}"
         " --methods {params.methods} --scales {params.scales}"
         f" --out-prefix {TABLES}/table_cost > {{log}} 2>&1"
+
+
+# The physics-aware variants (loss and input-field tokens) against their base models
+rule table_physics:
+    input:
+        metrics=eval_plan.metric_parts(config, TABLE1_MODELS, EVAL_SPLITS, EVAL_SCALES),
+        fe=eval_plan.baseline_parts(config),
+    output:
+        **table_outputs("table_physics"),
+    log:
+        report_log("table_physics"),
+    benchmark:
+        report_benchmark("table_physics")
+    conda:
+        ENV_REPORT
+    params:
+        methods=words(TABLE1_METHODS),
+        scales=words(EVAL_SCALES),
+    shell:
+        "python -m fesr.report.tables table_physics --metrics {input.metrics}"
+        " --baselines {input.fe} --methods {params.methods} --scales {params.scales}"
+        f" --out-prefix {TABLES}/table_physics > {{log}} 2>&1"

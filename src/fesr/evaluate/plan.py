@@ -24,7 +24,7 @@ INFERENCE_BENCHMARK = "docs/bench_inference.csv"  # in the repository, not under
 TABLES = "results/tables"
 FIGURES = "results/figures"
 OURS, LIIF, LIT = "nhcsr", "liif", "lit"  # the models Figs. 1, 7 and 8 single out
-TABLE_NAMES = ("table1", "table2", "table3", "table_complexity", "table_cost")
+TABLE_NAMES = ("table1", "table2", "table3", "table_complexity", "table_cost", "table_physics")
 # Tables that also write {name}_paired: NH-CSR against each row on the same maps
 PAIRED_TABLE_NAMES = ("table1", "table2", "table3")
 FIGURE_NAMES = (
@@ -40,8 +40,6 @@ FIGURE_NAMES = (
     "fig_cost",
     "fig_training",
 )
-# Methods without trainable parameters: no validation curve to show in fig_training.
-NOT_LEARNED = {"bicubic"}
 # paper scale of each single-scale figure (and of the ablation tables)
 PAPER_SCALES = {
     "ablation": [4, 8],

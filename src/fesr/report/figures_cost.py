@@ -19,30 +19,56 @@ import seaborn as sns  # noqa: E402
 
 from fesr.cli import USER_ERRORS, run_main  # noqa: E402
 from fesr.report.cost_table import (  # noqa: E402
-    HOMOGENIZED_KIND,
+    BASELINE_KINDS,
+    FROM_SR,
+    NORM_NAMES,
     SR_KIND,
     ZERO_FIELD_ERROR,
     pareto_front,
 )
 from fesr.report.outputs import save_figure  # noqa: E402
 
+# Marker and colour of each baseline kind (fesr.report.cost_table.BASELINE_KINDS, in order):
+# FE rows grey, LOD brown, corrected SR in its model's colour with a marker of its correction.
+KIND_MARKERS = dict(
+    zip(
+        [kind for _, kind in BASELINE_KINDS],
+        [
+            ("|", "black"),
+            ("D", "grey"),
+            ("s", "grey"),
+            ("^", "dimgrey"),
+            ("h", "saddlebrown"),
+            ("H", "peru"),
+            ("P", None),
+            ("X", None),
+        ],
+        strict=True,
+    )
+)
+
+
+def short_label(approach: str) -> str:
+    return approach.replace("fe_", "").replace("_interp", "+interp")
+
 
 def fig_cost(a):
     t = pd.read_csv(a.table)
     t = t[t["split"] == a.split]
     scales = sorted(t["scale"].unique())
-    # one row of panels per error measure (relative L2 and energy by default), one per scale
+    # one row of panels per error measure (relative L2, energy with A, H1), one per scale
     errors = list(a.error)
     fig, axes = plt.subplots(
         len(errors), len(scales), figsize=(4.4 * len(scales), 4.2 * len(errors)), squeeze=False
     )
     sr_names = list(dict.fromkeys(t.loc[t["kind"] == SR_KIND, "approach"]))
-    palette = dict(zip(sr_names, sns.color_palette("tab10", len(sr_names)), strict=True))
+    palette = dict(zip(sr_names, sns.color_palette("tab20", len(sr_names)), strict=True))
     for r, err in enumerate(errors):
         for ax, s in zip(axes[r], scales, strict=True):
             sub = t[t["scale"] == s]
             for _, row in sub.iterrows():
-                if row["approach"] == "fe_direct":
+                name, kind = row["approach"], row["kind"]
+                if name == "fe_direct":
                     ax.axvline(
                         row["seconds"],
                         color="black",
@@ -50,24 +76,30 @@ def fig_cost(a):
                         lw=1.2,
                         label="direct FE solve (error 0)",
                     )
-                elif row["kind"] != SR_KIND:
-                    hom = row["kind"] == HOMOGENIZED_KIND
-                    ax.loglog(row["seconds"], row[err], "D" if hom else "s", color="grey", ms=7)
+                elif kind == SR_KIND:
+                    ax.loglog(row["seconds"], row[err], "o", color=palette[name], ms=6, label=name)
+                elif FROM_SR.fullmatch(name):
+                    base = name.split("+")[0]
+                    marker, _ = KIND_MARKERS[kind]
+                    ax.loglog(
+                        row["seconds"], row[err], marker, color=palette.get(base, "grey"), ms=7
+                    )
                     ax.annotate(
-                        row["approach"].replace("fe_", "").replace("_interp", "+interp"),
+                        "+" + name.split("+")[1],
+                        (row["seconds"], row[err]),
+                        fontsize=6,
+                        xytext=(3, -7),
+                        textcoords="offset points",
+                    )
+                else:
+                    marker, colour = KIND_MARKERS[kind]
+                    ax.loglog(row["seconds"], row[err], marker, color=colour, ms=7)
+                    ax.annotate(
+                        short_label(name),
                         (row["seconds"], row[err]),
                         fontsize=7,
                         xytext=(3, 3),
                         textcoords="offset points",
-                    )
-                else:
-                    ax.loglog(
-                        row["seconds"],
-                        row[err],
-                        "o",
-                        color=palette[row["approach"]],
-                        ms=6,
-                        label=row["approach"],
                     )
             # the front in this panel's error; the direct solve (error 0, off the log axis) ends it
             front = sub[pareto_front(sub["seconds"], sub[err], ZERO_FIELD_ERROR)].sort_values(
@@ -92,21 +124,18 @@ def fig_cost(a):
                 )
             ax.set_xscale("log")
             ax.set_yscale("log")
-            ax.set_xlabel("wall time per sample [s]")
-            ax.set_ylabel(f"{err} error vs HR FE solution")
+            ax.set_xlabel("wall time per sample, one core [s]")
+            ax.set_ylabel(f"{NORM_NAMES.get(err, err)} error")
             ax.set_title(f"target x{s} (n = {32 * int(s)})")
     handles, labels = [], []
     for ax in axes[0]:
         h, lab = ax.get_legend_handles_labels()
         handles, labels = handles + h, labels + lab
     uniq = dict(zip(labels, handles, strict=True))
-    uniq["coarse FE solve + Q1 interp (grey squares)"] = plt.Line2D(
-        [], [], marker="s", color="grey", ls=""
-    )
-    if (t["kind"] == HOMOGENIZED_KIND).any():
-        uniq["homogenized LR solve + Q1 (grey diamonds)"] = plt.Line2D(
-            [], [], marker="D", color="grey", ls=""
-        )
+    present = set(t["kind"])
+    for kind, (marker, colour) in KIND_MARKERS.items():
+        if kind in present and kind != "FE direct solve":
+            uniq[kind] = plt.Line2D([], [], marker=marker, color=colour or "grey", ls="")
     fig.legend(
         uniq.values(),
         uniq.keys(),
@@ -115,6 +144,7 @@ def fig_cost(a):
         fontsize=7,
         bbox_to_anchor=(0.5, -0.12),
     )
+    fig.subplots_adjust(hspace=0.35)  # each row's titles clear of the x labels above
     fig.suptitle(f"Error against wall time ({a.split}): when does SR beat solving?")
     return fig
 
@@ -128,8 +158,8 @@ def main(argv=None) -> None:
     p.add_argument(
         "--error",
         nargs="+",
-        default=["rel_l2", "rel_energy"],
-        choices=["rel_l2", "rel_energy", "mse_e3"],
+        default=["rel_l2", "rel_energy", "rel_h1"],
+        choices=["rel_l2", "rel_energy", "rel_h1", "mse_e3"],
         help="one row of panels per error measure",
     )
     p.add_argument("--out-prefix", required=True)

@@ -4,7 +4,8 @@
 writes ``--out-prefix``.csv (full precision), .md and .tex (rounded, with the caption). The tables
 themselves: ``fesr.report.accuracy_tables`` (Tables I-III and their paired comparisons with
 NH-CSR, ``--out-prefix``_paired.*), ``fesr.report.cost_table`` (table_cost, its Pareto fronts and
-``--out-prefix``_answer.md) and ``fesr.report.complexity_table``.
+``--out-prefix``_answer.md), ``fesr.report.physics_table`` (the physics-aware variants against
+their base models) and ``fesr.report.complexity_table``.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from fesr.report.accuracy_tables import ABLATIONS, table1
 from fesr.report.accuracy_tables import ablation as ablation_table
 from fesr.report.complexity_table import table_complexity
 from fesr.report.cost_table import table_cost
+from fesr.report.physics_table import table_physics
 
-TABLE_NAMES = ("table1", *ABLATIONS, "table_complexity", "table_cost")
+TABLE_NAMES = ("table1", *ABLATIONS, "table_complexity", "table_cost", "table_physics")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -34,6 +36,10 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument("--train-scales", type=int, nargs="+", required=True)
             p.add_argument(
                 "--baselines", nargs="+", help="fe_baselines parts: LR-solve baseline rows"
+            )
+        if name == "table_physics":
+            p.add_argument(
+                "--baselines", nargs="+", required=True, help="fe_baselines parts (LR field rows)"
             )
         if name == "table_complexity":
             p.add_argument(
@@ -59,6 +65,8 @@ def main(argv=None) -> None:
         ablation_table(a.table, a.metrics, a.methods, a.scales, a.out_prefix)
     elif a.table == "table_complexity":
         table_complexity(a.metrics, a.methods, a.scales, a.out_prefix, a.inference_benchmark)
+    elif a.table == "table_physics":
+        table_physics(a.metrics, a.baselines, a.methods, a.scales, a.out_prefix)
     else:
         table_cost(a.metrics, a.baselines, a.lr_data, a.out_prefix, a.timing)
 
