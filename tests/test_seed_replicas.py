@@ -116,9 +116,11 @@ def planned_models(out: str, rule: str) -> set[str]:
     }
 
 
-def test_study_plans_three_seeds_of_nhcsr_liif_and_lit():
+def test_study_plans_three_seeds_of_nhcsr_liif_lit_and_their_physics_variants():
     config = load_config(STUDY_LAYERS[0], load_yaml(STUDY_LAYERS[1]))
-    replicas = {f"{m}-seed{k}" for m in ("nhcsr", "liif", "lit") for k in (1, 2)}
+    seeded = ("nhcsr", "liif", "lit", "nhcsr-energy", "nhcsr-hom", "liif-energy", "liif-hom")
+    assert {m: 3 for m in seeded} == config["report"]["table1_seeds"]
+    replicas = {f"{m}-seed{k}" for m in seeded for k in (1, 2)}
     assert replicas <= set(train_plan.model_names(config))
     jobs, out = dry_run(STUDY_LAYERS)
     trained = planned_models(out, "train")

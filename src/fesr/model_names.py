@@ -129,6 +129,11 @@ def method_of(name: str) -> str:
     return str(name).split("-")[0]
 
 
+def name_tokens(name: str) -> list[str]:
+    """The tokens after the method, in order: ``nhcsr-pe_ipe-seed2`` -> ``pe_ipe``, ``seed2``."""
+    return str(name).split("-")[1:]
+
+
 def replica_of(name: str) -> tuple[str, int]:
     """(model, replica number) of a model name: ``nhcsr-seed2`` -> (``nhcsr``, 2), a name without
     a seed token -> (name, 0)."""

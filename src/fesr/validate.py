@@ -53,8 +53,10 @@ from fesr.fem.discretisation import EXACT_PRECONDITIONERS, RESIDUAL_FACTOR, resi
 from fesr.fem.plan import DETERMINISTIC_MAPS
 from fesr.model_names import (
     LEARNED_METHODS,
+    method_of,
     model_name_errors,
     model_seed,
+    name_tokens,
     parse_model_name,
     seed_replicas,
     token_override,
@@ -428,7 +430,7 @@ def rule_table1_seeds(c: dict) -> list[str]:
                 f"report.table1_seeds.{method}: not in report.table1_methods {methods}; "
                 "expected a Table I method"
             )
-        elif method.split("-")[0] not in LEARNED_METHODS:
+        elif method_of(method) not in LEARNED_METHODS:
             errors.append(
                 f"report.table1_seeds.{method}: '{method}' learns nothing, so its seeds give "
                 "the same model; expected a learned method"
@@ -524,9 +526,9 @@ def rule_unique_models(c: dict) -> list[str]:
             first[ident] = (name, src)
             continue
         other, other_src = first[ident]
-        method = name.split("-")[0]
+        method = method_of(name)
         restated = []
-        for tok in name.split("-")[1:]:
+        for tok in name_tokens(name):
             hit = token_override(tok)
             if hit is not None and c["methods"][method].get(hit[0]) == hit[1]:
                 restated.append(
@@ -770,7 +772,7 @@ def rule_memory(c: dict) -> list[str]:
     naming the largest such job."""
     budget, budget_text = memory_budget(c)
     models = list(model_sources(c))
-    learned = [m for m in models if m.split("-")[0] in LEARNED_METHODS]
+    learned = [m for m in models if method_of(m) in LEARNED_METHODS]
     jobs = (
         ("the training job of model '{}'", learned, training_terms),
         ("the evaluation job of model '{}'", models, evaluation_terms),
