@@ -154,7 +154,6 @@ def main() -> None:
         "| LR field (fe_x1_interp) | - | " + " | ".join(f"{lr_field[c]:.4g}" for c in cols) + " |"
     )
     print("| l1 | 0 | " + " | ".join(f"{ref[c]:.4g}" for c in cols) + " |")
-    chosen = {}
     for r in runs:
         s = summary(r["rows"], args.scales)
         r["summary"] = s
@@ -169,7 +168,6 @@ def main() -> None:
         lowest = min(r["summary"][key] for r in mine)
         near = [r for r in mine if r["summary"][key] <= lowest * (1 + args.tolerance)]
         best = min(near, key=lambda r: r["weight"])
-        chosen[mode] = best
         print(
             f"\nchosen physics_loss.{WEIGHT_KEY[mode]}: {best['weight']:g} (validation "
             f"{key} {best['summary'][key]:.4g}, lowest {lowest:.4g}, tolerance "

@@ -231,9 +231,9 @@ def training_variant_base(name: str) -> str | None:
     parse_model_name(name)
     if model_seed(name) is not None:
         raise ValueError(f"'{name}' is a seed replica; expected a model name without seed{{k}}")
-    method, *tokens = name.split("-")
+    tokens = name_tokens(name)
     kept = [t for t in tokens if t not in LOSS_TOKENS and t not in INPUT_FIELD_TOKENS]
-    return "-".join([method, *kept]) if len(kept) < len(tokens) else None
+    return "-".join([method_of(name), *kept]) if len(kept) < len(tokens) else None
 
 
 def seed_replicas(model: str, seeds: int) -> list[str]:

@@ -157,6 +157,26 @@ def per_map_values(df: pd.DataFrame, split, method, scale, column: str) -> pd.Se
     return sub.set_index("sample")[column]
 
 
+def seed_spread_at(seeded, split, method, scale, column: str, factor: float = 1.0):
+    """``seed_spread`` of ``method``'s per-map ``column`` (times ``factor``) at one split and
+    scale; ``seeded``: rows per seed (``with_seeds``)."""
+    sub = seeded[
+        (seeded["split"] == split) & (seeded["method"] == method) & (seeded["scale"] == int(scale))
+    ]
+    return seed_spread({k: g[column].to_numpy() * factor for k, g in sub.groupby("seed")})
+
+
+def paired_on_same_maps(a: pd.Series, b: pd.Series, what: str):
+    """``paired_difference`` of ``a - b``, two per-map series indexed by sample; refused, naming
+    ``what``, unless both cover the same maps."""
+    if set(a.index) != set(b.index):
+        raise ValueError(
+            f"{what}: metrics for samples {sorted(a.index)} against {sorted(b.index)}; a paired "
+            "comparison needs the same maps"
+        )
+    return paired_difference(a.to_numpy(), b.reindex(a.index).to_numpy())
+
+
 def paired_comparisons(seeded, per_map, methods, scales) -> pd.DataFrame:
     """REFERENCE_METHOD against every other method on the same maps, per split and scale: the
     paired MSE difference (x1e-3, reference minus method; seeds averaged per map first) with its
@@ -165,12 +185,7 @@ def paired_comparisons(seeded, per_map, methods, scales) -> pd.DataFrame:
     ``per_map``: seeds averaged (``average_seeds``)."""
 
     def spread(split, method, scale):
-        sub = seeded[
-            (seeded["split"] == split)
-            & (seeded["method"] == method)
-            & (seeded["scale"] == int(scale))
-        ]
-        return seed_spread({k: g["mse"].to_numpy() * 1e3 for k, g in sub.groupby("seed")})
+        return seed_spread_at(seeded, split, method, scale, "mse", 1e3)
 
     rows = []
     for split in dict.fromkeys(per_map["split"]):
@@ -183,13 +198,9 @@ def paired_comparisons(seeded, per_map, methods, scales) -> pd.DataFrame:
                 other = per_map_values(per_map, split, m, s, "mse") * 1e3
                 if other.empty:
                     continue  # no rows on this split (its Table I cells show '--')
-                if set(other.index) != set(ref.index):
-                    raise ValueError(
-                        f"{split} x{s}: '{m}' has metrics for samples {sorted(other.index)} and "
-                        f"'{REFERENCE_METHOD}' for {sorted(ref.index)}; a paired comparison "
-                        "needs the same maps"
-                    )
-                d = paired_difference(ref.to_numpy(), other.reindex(ref.index).to_numpy())
+                d = paired_on_same_maps(
+                    ref, other, f"{split} x{s}: '{REFERENCE_METHOD}' against '{m}'"
+                )
                 m_spread = spread(split, m, s)
                 stds = [v for v in (ref_spread.std, m_spread.std) if np.isfinite(v)]
                 rows.append(

@@ -78,8 +78,9 @@ BASELINE_KINDS = (
     (re.compile(r".+\+cg\d+"), "SR + k CG iterations"),
     (re.compile(r".+\+smooth\d+"), "SR + smoothing sweeps"),
 )
-# Approaches that start from an SR prediction: their time includes the LR solve, like SR's.
-FROM_SR = re.compile(r".+\+(cg|smooth)\d+")
+# Approaches that start from an SR prediction ({model}+{fix}, fesr.evaluate.computed_plan): their
+# time includes the LR solve, like SR's.
+FROM_SR = re.compile(r"(?P<model>.+)\+(?P<fix>(?:cg|smooth)\d+)")
 # Columns averaged per row: the errors against the HR FE solution, then the times.
 ERROR_COLUMNS = ("rel_l2", "rel_energy", "rel_h1", "mse")
 TIME_COLUMNS = ("seconds", "setup_seconds", "solve_seconds", "cores")

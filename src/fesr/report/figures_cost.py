@@ -78,14 +78,12 @@ def fig_cost(a):
                     )
                 elif kind == SR_KIND:
                     ax.loglog(row["seconds"], row[err], "o", color=palette[name], ms=6, label=name)
-                elif FROM_SR.fullmatch(name):
-                    base = name.split("+")[0]
+                elif fix := FROM_SR.fullmatch(name):
                     marker, _ = KIND_MARKERS[kind]
-                    ax.loglog(
-                        row["seconds"], row[err], marker, color=palette.get(base, "grey"), ms=7
-                    )
+                    colour = palette.get(fix["model"], "grey")
+                    ax.loglog(row["seconds"], row[err], marker, color=colour, ms=7)
                     ax.annotate(
-                        "+" + name.split("+")[1],
+                        "+" + fix["fix"],
                         (row["seconds"], row[err]),
                         fontsize=6,
                         xytext=(3, -7),

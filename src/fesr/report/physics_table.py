@@ -19,11 +19,16 @@ import numpy as np
 import pandas as pd
 
 from fesr.model_names import training_variant_base
-from fesr.report.accuracy_tables import read_lr_baselines
+from fesr.report.accuracy_tables import (
+    paired_on_same_maps,
+    per_map_values,
+    read_lr_baselines,
+    seed_spread_at,
+)
 from fesr.report.captions import caption
 from fesr.report.cost_table import NORM_NAMES
 from fesr.report.outputs import write_table
-from fesr.report.stats import format_interval, paired_difference, seed_spread
+from fesr.report.stats import format_interval
 from fesr.report.tidy import average_seeds, read_parts, require_columns, with_seeds
 
 LR_FIELD = "fe_x1_interp"
@@ -60,27 +65,6 @@ def variant_pairs(methods) -> list[tuple[str, str]]:
     return [(m, b) for m in methods if (b := training_variant_base(m)) is not None and b in methods]
 
 
-def _per_map(df, split, method, scale, norm) -> pd.Series:
-    sub = df[(df["split"] == split) & (df["method"] == method) & (df["scale"] == int(scale))]
-    return sub.set_index("sample")[norm]
-
-
-def _spread(seeded, split, method, scale, norm):
-    sub = seeded[
-        (seeded["split"] == split) & (seeded["method"] == method) & (seeded["scale"] == int(scale))
-    ]
-    return seed_spread({k: g[norm].to_numpy() for k, g in sub.groupby("seed")})
-
-
-def _paired(a: pd.Series, b: pd.Series, what: str):
-    if set(a.index) != set(b.index):
-        raise ValueError(
-            f"{what}: metrics for samples {sorted(a.index)} against {sorted(b.index)}; a paired "
-            "comparison needs the same maps"
-        )
-    return paired_difference(a.to_numpy(), b.reindex(a.index).to_numpy())
-
-
 def physics_rows(metrics: pd.DataFrame, lr_field: pd.DataFrame, methods, scales) -> pd.DataFrame:
     """The table's rows (``COLUMNS``) from the tidy per-sample metrics of Table I's models (seed
     replicas by name) and the LR-field baseline rows (``method`` = ``fe_x1_interp``)."""
@@ -91,17 +75,17 @@ def physics_rows(metrics: pd.DataFrame, lr_field: pd.DataFrame, methods, scales)
     for split in dict.fromkeys(per_map["split"]):
         for s in scales:
             for norm in NORMS:
-                lr = _per_map(lr_field, split, LR_FIELD, s, norm)
+                lr = per_map_values(lr_field, split, LR_FIELD, s, norm)
                 for variant, base in pairs:
-                    v = _per_map(per_map, split, variant, s, norm)
-                    b = _per_map(per_map, split, base, s, norm)
+                    v = per_map_values(per_map, split, variant, s, norm)
+                    b = per_map_values(per_map, split, base, s, norm)
                     if v.empty or b.empty:
                         continue
                     what = f"{split} x{s} {norm}"
-                    d = _paired(v, b, f"{what}: '{variant}' against '{base}'")
-                    vs, bs = (_spread(seeded, split, m, s, norm) for m in (variant, base))
+                    d = paired_on_same_maps(v, b, f"{what}: '{variant}' against '{base}'")
+                    vs, bs = (seed_spread_at(seeded, split, m, s, norm) for m in (variant, base))
                     lr_d = (
-                        _paired(v, lr, f"{what}: '{variant}' against {LR_FIELD}")
+                        paired_on_same_maps(v, lr, f"{what}: '{variant}' against {LR_FIELD}")
                         if len(lr)
                         else None
                     )

@@ -14,13 +14,12 @@ import argparse
 import sys
 
 from fesr.cli import USER_ERRORS, run_main
+from fesr.evaluate.plan import TABLE_NAMES
 from fesr.report.accuracy_tables import ABLATIONS, table1
 from fesr.report.accuracy_tables import ablation as ablation_table
 from fesr.report.complexity_table import table_complexity
 from fesr.report.cost_table import table_cost
 from fesr.report.physics_table import table_physics
-
-TABLE_NAMES = ("table1", *ABLATIONS, "table_complexity", "table_cost", "table_physics")
 
 
 def parser() -> argparse.ArgumentParser:
