@@ -128,15 +128,14 @@ def test_one_and_two_ranks_agree(deterministic, alpha):
 @pytest.mark.mpi
 def test_same_seed_same_arrays_other_seed_other_maps(deterministic, tmp_path):
     tmp, _, files = deterministic
-    # one sample per rank: bit for bit; decomposed: SCOTCH's partition varies, so to round-off
-    again = solve(tmp, "test_deterministic", 1, 0, 2, tag="_again")
-    with xr.open_dataset(files[1, 2]) as a, xr.open_dataset(again) as b:
-        np.testing.assert_array_equal(a["u"].values, b["u"].values)
-        np.testing.assert_array_equal(a["iterations"].values, b["iterations"].values)
-    again = solve(tmp, "test_deterministic", 8, 0, 2, tag="_again")
-    with xr.open_dataset(files[8, 2]) as a, xr.open_dataset(again) as b:
-        ua, ub = a["u"].values, b["u"].values
-        assert np.abs(ua - ub).max() <= 1e-11 * np.abs(ua).max()
+    # Bit for bit, one sample per rank and decomposed alike. A decomposed solve is solved
+    # three more times: with SCOTCH's threads, 5 partitions came out of 12 runs at n = 256.
+    again = [solve(tmp, "test_deterministic", 1, 0, 2, tag="_again")]
+    again += [solve(tmp, "test_deterministic", 8, 0, 2, tag=f"_again{k}") for k in range(3)]
+    for first, repeat in zip([files[1, 2], *[files[8, 2]] * 3], again, strict=True):
+        with xr.open_dataset(first) as a, xr.open_dataset(repeat) as b:
+            np.testing.assert_array_equal(a["u"].values, b["u"].values)
+            np.testing.assert_array_equal(a["iterations"].values, b["iterations"].values)
     first = make_coefficients(tmp_path / "a", "train")
     second = make_coefficients(tmp_path / "b", "train")
     cfg = settings("train", True)

@@ -8,6 +8,8 @@ the same in all of them (ufl forms, ``Function.interpolate``,
 
 from __future__ import annotations
 
+import os
+
 # isort: off
 # netCDF4 first: its wheel bundles an HDF5 that must load before the system HDF5 that Debian's
 # DOLFINx/PETSc link; the other order segfaults on the first NetCDF read in the same process.
@@ -28,12 +30,17 @@ import numpy as np
 VERSION = tuple(int(p) for p in dolfinx.__version__.split(".")[:2])
 
 
-def unit_square_quads(comm, n: int):
-    """Uniform n x n quadrilateral mesh of the unit square, partitioned over comm.
+# PT-SCOTCH 7 partitions with threads, and their timing changes the partition: on 2 ranks of a
+# busy machine a 512 x 512 mesh got one of 3 partitions in 10 runs, and with it solutions that
+# differ in round-off and CG iteration counts. One thread gives one partition (28 of 28 runs),
+# so a decomposed solve is bit for bit reproducible; the partition takes milliseconds either way.
+SCOTCH_THREADS = {"SCOTCH_PTHREAD_NUMBER": "1"}
 
-    The parallel partition (SCOTCH) is not bitwise reproducible from run to run, so a
-    domain-decomposed solve reproduces to round-off (~1e-13 relative), not bit for bit.
-    """
+
+def unit_square_quads(comm, n: int):
+    """Uniform n x n quadrilateral mesh of the unit square, partitioned over comm (by
+    single-threaded SCOTCH, so the same on every run: ``SCOTCH_THREADS``)."""
+    os.environ.update(SCOTCH_THREADS)  # read by SCOTCH when it partitions, not at import
     quad = dolfinx.mesh.CellType.quadrilateral
     return dolfinx.mesh.create_unit_square(comm, n, n, cell_type=quad)
 
